@@ -1,0 +1,169 @@
+"""tf.data input pipelines over the TFRecord contract.
+
+Training (`train_batches`): each host reads a disjoint subset of the split's
+shards, and the stream is a pure function of (seed, global step): epoch e uses
+a shard order and shuffle seeded by (seed, e), so a run resumed at step s
+continues with exactly the batches an uninterrupted run would have seen.
+Every host yields the same number of batches per epoch.
+
+Evaluation (`eval_batches`): every clip exactly once; batches are padded to the
+local batch size with `_mask` = 0 rows, and every host yields the same number
+of batches, so jitted steps see one shape on any device/host count.
+"""
+
+import dataclasses
+import math
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from avjax.data import tfrecord
+
+
+def _tf():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  return tf
+
+
+def host_shards(files: Sequence[str], counts: Sequence[int],
+                process_index: int, process_count: int):
+  """Disjoint files of this host and the clip count of every host."""
+  if len(files) < process_count:
+    raise ValueError(
+        f"{len(files)} shard file(s) cannot be split over {process_count} "
+        "hosts: rewrite the dataset with at least one shard per host "
+        "(`python -m avjax.prepare ... --num_shards N`)")
+  mine = list(files[process_index::process_count])
+  per_host = [sum(counts[h::process_count]) for h in range(process_count)]
+  return mine, per_host
+
+
+@dataclasses.dataclass
+class Source:
+  """One split of a TFRecord dataset as seen by one host."""
+  data_dir: str
+  split: str
+  features: Sequence[str]
+  process_index: int = 0
+  process_count: int = 1
+
+  def __post_init__(self):
+    self.info = tfrecord.read_info(self.data_dir)
+    files = tfrecord.split_files(self.data_dir, self.info, self.split)
+    counts = self.info["splits"][self.split]["file_counts"]
+    self.files, self.host_counts = host_shards(
+        files, counts, self.process_index, self.process_count)
+    self.num_clips = self.info["splits"][self.split]["num_clips"]
+
+  def steps_per_epoch(self, local_batch_size: int) -> int:
+    steps = min(self.host_counts) // local_batch_size
+    if steps < 1:
+      raise ValueError(
+          f"split {self.split!r} of {self.data_dir} has {min(self.host_counts)}"
+          f" clips on its smallest host, fewer than the per-host batch size "
+          f"{local_batch_size}")
+    return steps
+
+  def _parse(self, tf, ds, batch_size, drop_remainder):
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.map(lambda s: tfrecord.parse_batch(
+        s, self.info, self.split, self.features),
+                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class DataError(RuntimeError):
+  """Raised for unreadable or invalid input records; names files and clips."""
+
+
+def _find_corrupt(tf, files: Sequence[str]) -> List[str]:
+  bad = []
+  for f in files:
+    try:
+      for _ in tf.data.TFRecordDataset(f):
+        pass
+    except tf.errors.DataLossError as e:
+      bad.append(f"{f} ({e.message.splitlines()[0]})")
+  return bad
+
+
+def _iterate(tf, ds, files: Sequence[str]):
+  """as_numpy_iterator with errors that name the offending files/clips."""
+  try:
+    yield from ds.as_numpy_iterator()
+  except tf.errors.DataLossError as e:
+    bad = _find_corrupt(tf, files) or list(files)
+    raise DataError("corrupt TFRecord file(s): " + "; ".join(bad)) from e
+  except tf.errors.InvalidArgumentError as e:
+    msg = e.message.replace("\\'", "'")
+    if "assertion failed:" in msg:
+      msg = msg.split("assertion failed:", 1)[1].split("\n", 1)[0].strip()
+    raise DataError(f"invalid record in {', '.join(files)}: {msg}") from e
+
+
+def _epoch_files(files: List[str], seed: int, epoch: int) -> List[str]:
+  order = np.random.default_rng([seed, epoch]).permutation(len(files))
+  return [files[i] for i in order]
+
+
+def train_batches(src: Source, local_batch_size: int, seed: int,
+                  start_step: int = 0, shuffle_buffer: int = 1024,
+                  num_steps: Optional[int] = None
+                  ) -> Iterator[Dict[str, np.ndarray]]:
+  """Yields host-local training batches for global steps start_step, ...
+
+  Each batch holds the parsed features, labels, `segment_mask` and `clip_id`.
+  """
+  tf = _tf()
+  spe = src.steps_per_epoch(local_batch_size)
+  step = start_step
+  while num_steps is None or step < num_steps:
+    epoch, offset = divmod(step, spe)
+    files = _epoch_files(src.files, seed, epoch)
+    ds = tf.data.TFRecordDataset(files, num_parallel_reads=None)
+    ds = ds.shuffle(shuffle_buffer, seed=int(
+        np.random.default_rng([seed, epoch, 1]).integers(2**31)))
+    ds = ds.take(spe * local_batch_size).skip(offset * local_batch_size)
+    ds = src._parse(tf, ds, local_batch_size, True).prefetch(2)  # pylint: disable=protected-access
+    for batch in _iterate(tf, ds, files):
+      yield batch
+      step += 1
+      if num_steps is not None and step >= num_steps:
+        return
+
+
+def num_eval_batches(src: Source, local_batch_size: int) -> int:
+  return max(1, math.ceil(max(src.host_counts) / local_batch_size))
+
+
+def _pad(batch: Dict[str, np.ndarray], n: int) -> Dict[str, np.ndarray]:
+  """Pads every array to n rows with zeros; adds `_mask`."""
+  b = len(batch["clip_id"])
+  out = {"_mask": np.concatenate([np.ones(b, np.float32),
+                                  np.zeros(n - b, np.float32)])}
+  for k, v in batch.items():
+    pad = np.zeros((n - b,) + v.shape[1:], v.dtype)
+    out[k] = np.concatenate([v, pad])
+  return out
+
+
+def eval_batches(src: Source, local_batch_size: int
+                 ) -> Iterator[Dict[str, np.ndarray]]:
+  """Yields every clip of this host once, padded; same count on all hosts."""
+  tf = _tf()
+  ds = tf.data.TFRecordDataset(src.files)
+  ds = src._parse(tf, ds, local_batch_size, False).prefetch(2)  # pylint: disable=protected-access
+  n, template = 0, None
+  for batch in _iterate(tf, ds, src.files):
+    template = batch
+    n += 1
+    yield _pad(batch, local_batch_size)
+  total = num_eval_batches(src, local_batch_size)
+  if template is None:  # this host has no clip at all: build an empty batch
+    template = next(iter(src._parse(  # pylint: disable=protected-access
+        tf, tf.data.TFRecordDataset(
+            tfrecord.split_files(src.data_dir, src.info, src.split)[:1]),
+        1, False).as_numpy_iterator()))
+  empty = {k: v[:0] for k, v in template.items()}
+  for _ in range(total - n):
+    yield _pad(empty, local_batch_size)

@@ -1,0 +1,81 @@
+"""AVVP network: projections -> hybrid attention -> attentive MMIL heads.
+
+HAN (Tian et al. 2020) is the default configuration; later methods (MA,
+cross-modal learning, VEBA) are configurations of the same pieces.
+"""
+
+from typing import Any, Dict, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from avjax.models import attention
+from avjax.models import encoders
+from avjax.models import pooling
+
+
+class AVVPNet(nn.Module):
+  """Hybrid attention network for audio-visual video parsing.
+
+  Attributes:
+    num_classes: C.
+    d_model: stream width d.
+    num_layers: stacked hybrid attention layers (HAN: 1).
+    num_heads, d_ff, dropout: hybrid attention layer settings.
+    cross_attention: cross-modal branch on (False: "no hybrid attention").
+    input_modalities: "av", "a" (the visual stream is built from audio too)
+      or "v" (the audio stream is built from visual features too).
+    frames_per_segment: visual frames per segment.
+    use_frames, use_motion: which visual features feed the visual stream.
+    pool_first: average frames before the visual projection (exact rewrite).
+    dtype: computation dtype.
+  """
+  num_classes: int = 25
+  d_model: int = 512
+  num_layers: int = 1
+  num_heads: int = 1
+  d_ff: int = 512
+  dropout: float = 0.1
+  cross_attention: bool = True
+  input_modalities: str = "av"
+  frames_per_segment: int = 8
+  use_frames: bool = True
+  use_motion: bool = True
+  pool_first: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, batch: Dict[str, jnp.ndarray], *,
+               train: bool) -> Dict[str, jnp.ndarray]:
+    """batch: audio [B,T,Da], visual [B,T*F,Dv], motion [B,T,Dm],
+    segment_mask [B,T]. Returns the heads of `AttentiveMMILPooling` plus the
+    streams `audio_emb`, `visual_emb` [B,T,d] (after hybrid attention) and
+    `audio_in`, `visual_in` [B,T,d] (before it)."""
+    mask = batch.get("segment_mask")
+    a = v = None
+    if "a" in self.input_modalities:
+      a = nn.Dense(self.d_model, dtype=self.dtype, name="audio_proj")(
+          batch["audio"])
+    if "v" in self.input_modalities:
+      v = encoders.VisualProjection(
+          self.d_model, self.frames_per_segment, self.pool_first,
+          self.dtype, name="visual_proj")(
+              batch["visual"] if self.use_frames else None,
+              batch["motion"] if self.use_motion else None)
+    if a is None and v is None:
+      raise ValueError(f"input_modalities={self.input_modalities!r} names "
+                       "neither 'a' nor 'v'")
+    a = v if a is None else a
+    v = a if v is None else v
+    a_in, v_in = a, v
+    for i in range(self.num_layers):
+      layer = attention.HybridAttentionLayer(
+          self.d_model, self.num_heads, self.d_ff, self.dropout,
+          cross_attention=self.cross_attention, dtype=self.dtype,
+          name=f"han_{i}")
+      a, v = (layer(a, v, mask, train=train), layer(v, a, mask, train=train))
+    x = jnp.stack([a, v], axis=2)
+    out = pooling.AttentiveMMILPooling(self.num_classes, self.dtype,
+                                       name="mmil")(x, mask)
+    out.update(audio_emb=a, visual_emb=v, audio_in=a_in, visual_in=v_in)
+    return out

@@ -1,0 +1,40 @@
+"""Builds a model from `config.model` and the dataset info."""
+
+import jax.numpy as jnp
+
+from avjax.models import avvp_net
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def build(model_cfg, info: dict):
+  """Returns a Flax module for `model_cfg.name` sized for the dataset."""
+  specs = {s.name: s for s in info["feature_specs"]}
+  if model_cfg.name == "avvp_net":
+    f = specs["visual"].frames_per_segment if "visual" in specs else 1
+    if model_cfg.dtype not in _DTYPES:
+      raise ValueError(f"config.model.dtype={model_cfg.dtype!r}; valid: "
+                       f"{sorted(_DTYPES)}")
+    return avvp_net.AVVPNet(
+        num_classes=len(info["classes"]), d_model=model_cfg.d_model,
+        num_layers=model_cfg.num_layers, num_heads=model_cfg.num_heads,
+        d_ff=model_cfg.d_ff, dropout=model_cfg.dropout,
+        cross_attention=model_cfg.cross_attention,
+        input_modalities=model_cfg.input_modalities, frames_per_segment=f,
+        use_frames=model_cfg.use_frames, use_motion=model_cfg.use_motion,
+        pool_first=model_cfg.pool_first, dtype=_DTYPES[model_cfg.dtype])
+  raise ValueError(f"unknown config.model.name={model_cfg.name!r}; valid: "
+                   "'avvp_net'")
+
+
+def input_features(model_cfg) -> tuple:
+  """Feature streams the model reads from the dataset."""
+  feats = []
+  if "a" in model_cfg.input_modalities:
+    feats.append("audio")
+  if "v" in model_cfg.input_modalities:
+    if model_cfg.use_frames:
+      feats.append("visual")
+    if model_cfg.use_motion:
+      feats.append("motion")
+  return tuple(feats)

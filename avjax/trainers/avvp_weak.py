@@ -1,0 +1,211 @@
+"""Weakly-supervised AVVP training (HAN and its family) and evaluation."""
+
+import dataclasses
+import functools
+import os
+from typing import Any, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from avjax.data import datasets
+from avjax.data import pipeline
+from avjax.evaluators import avvp_f1
+from avjax.losses import bce
+from avjax.models import build
+from avjax.trainers import train_lib
+from avjax.utils import checkpointing
+from avjax.utils import optim
+from avjax.utils import sharding
+from avjax.utils import writers
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything a run needs besides its state."""
+  config: Any
+  data_dir: str
+  info: dict
+  mesh: Any
+  model: Any
+  features: tuple
+  local_batch: int
+  local_eval_batch: int
+  steps_per_epoch: int
+  total_steps: int
+  train_src: Optional[pipeline.Source]
+
+
+def setup(config, train: bool = True) -> Setup:
+  """Validates batch sizes, resolves data and builds the model (no compile)."""
+  local_batch = sharding.check_batch_size(config.batch_size, "batch_size")
+  local_eval = sharding.check_batch_size(config.eval_batch_size,
+                                         "eval_batch_size")
+  data_dir = datasets.resolve(config.data)
+  features = build.input_features(config.model)
+  pi, pc = jax.process_index(), jax.process_count()
+  src = pipeline.Source(data_dir, config.data.train_split, features, pi, pc)
+  spe = src.steps_per_epoch(local_batch)
+  total = int(config.num_epochs * spe)
+  if config.get("max_steps"):
+    total = min(total, config.max_steps)
+  model = build.build(config.model, src.info)
+  return Setup(config, data_dir, src.info, sharding.make_mesh(), model,
+               features, local_batch, local_eval, spe, total,
+               src if train else None)
+
+
+def loss_fn(out, batch, *, loss_cfg) -> Dict[str, jnp.ndarray]:
+  return bce.han_loss(out, batch["labels"],
+                      audio_smoothing=loss_cfg.audio_smoothing,
+                      visual_smoothing=loss_cfg.visual_smoothing)
+
+
+def batch_shapes(s: Setup) -> Dict[str, jax.ShapeDtypeStruct]:
+  t = int(s.info["max_segments"])
+  specs = {x.name: x for x in s.info["feature_specs"]}
+  shapes = {"segment_mask": jax.ShapeDtypeStruct((1, t), jnp.float32)}
+  for f in s.features:
+    sp = specs[f]
+    shapes[f] = jax.ShapeDtypeStruct(
+        (1, t * sp.frames_per_segment) + sp.shape, jnp.float32)
+  return shapes
+
+
+def make_state(s: Setup, rng=None):
+  tx, sched = optim.make_optimizer(s.config.optim, s.steps_per_epoch)
+  rng = jax.random.PRNGKey(s.config.seed) if rng is None else rng
+  state = train_lib.create_train_state(s.model, tx, batch_shapes(s), rng,
+                                       s.mesh)
+  return state, sched
+
+
+def fingerprint(s: Setup, params) -> Dict[str, Any]:
+  """Fields that must match between a checkpoint and the current config."""
+  return {"model": s.config.model.to_dict(),
+          "classes": len(s.info["classes"]),
+          "features": {f["name"]: f for f in s.info["features"]
+                       if f["name"] in s.features},
+          "param_shapes": train_lib.param_shapes(params)}
+
+
+def make_evaluator(s: Setup, split: str) -> avvp_f1.Evaluator:
+  src = pipeline.Source(s.data_dir, split, s.features, jax.process_index(),
+                        jax.process_count())
+  return avvp_f1.Evaluator(train_lib.jit_predict_step(s.mesh), src,
+                           s.local_eval_batch, s.mesh,
+                           gating=s.config.eval.gating,
+                           threshold=s.config.eval.threshold)
+
+
+def managers(workdir: str, config):
+  return (checkpointing.manager(os.path.join(workdir, "checkpoints"),
+                                config.keep_checkpoints),
+          checkpointing.manager(os.path.join(workdir, "best"), 1))
+
+
+def maybe_restore(s: Setup, state, latest, fp):
+  """Resumes from the workdir's latest checkpoint if there is one."""
+  meta = {"best_metric": -1.0, "best_step": -1, "history": []}
+  if s.config.restart or not latest.all_steps():
+    return state, meta, 0
+  state, meta, step = checkpointing.restore(latest, None, state, fp)
+  writers.log("resumed from %s at step %d", latest.directory, step)
+  return state, meta, step
+
+
+def maybe_validate(s: Setup, state, step, evaluator, latest, best, meta, fp,
+                   writer):
+  """End-of-epoch validation, latest save, best save by the eval metric."""
+  res = evaluator.run(state)
+  writer.write_scalars(step, {f"val/{k}": v for k, v in res.items()})
+  key = s.config.eval.best_metric
+  meta["history"].append({"step": step, **res})
+  if res[key] > meta["best_metric"]:
+    meta.update(best_metric=res[key], best_step=step)
+    checkpointing.save(best, step, state, dict(meta, fingerprint=fp))
+  checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
+  writers.log("step %d val: %s", step, " ".join(
+      f"{k}={res[k]:.1f}" for k in avvp_f1.METRIC_KEYS if k in res))
+  return meta
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> Dict[str, Any]:
+  """Trains, validates every epoch, keeps the best, scores it on test.
+
+  Returns the summary written to `workdir/results.json`.
+  """
+  s = setup(config)
+  os.makedirs(workdir, exist_ok=True)
+  writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  state, sched = make_state(s)
+  fp = fingerprint(s, state.params)
+  writers.log("%s: %d params, %d devices on %d host(s), %d steps/epoch, %d "
+              "steps", config.experiment_name,
+              train_lib.param_count(state.params), jax.device_count(),
+              jax.process_count(), s.steps_per_epoch, s.total_steps)
+  latest, best = managers(workdir, config)
+  state, meta, start = maybe_restore(s, state, latest, fp)
+  state_sharding = jax.tree.map(lambda x: x.sharding, state)
+  step_fn = train_lib.jit_train_step(
+      functools.partial(loss_fn, loss_cfg=config.loss), s.mesh,
+      state_sharding)
+  val = make_evaluator(s, config.data.val_split)
+  writer = writers.make_writer(workdir)
+  prog = writers.Progress(s.total_steps, start, config.batch_size)
+  batches = sharding.prefetch_to_mesh(pipeline.train_batches(
+      s.train_src, s.local_batch, config.seed, start,
+      config.data.shuffle_buffer, s.total_steps), s.mesh)
+  acc = []
+  for step in range(start + 1, s.total_steps + 1):
+    state, metrics = step_fn(state, next(batches))
+    acc.append(metrics)
+    if step == start + 1:
+      prog.reset(step)
+    if step % config.log_every_steps == 0 or step % s.steps_per_epoch == 0:
+      m = {k: float(np.mean([x[k] for x in jax.device_get(acc)]))
+           for k in acc[0]}
+      acc = []
+      writers.check_finite(m, step)
+      m["lr"] = float(sched(step))
+      writer.write_scalars(step, {f"train/{k}": v for k, v in m.items()})
+      writers.log(prog.line(step, m))
+    if step % s.steps_per_epoch == 0 or step == s.total_steps:
+      meta = maybe_validate(s, state, step, val, latest, best, meta, fp,
+                            writer)
+      prog.reset(step)
+  latest.wait_until_finished()
+  best.wait_until_finished()
+  writer.flush()
+  return evaluate_checkpoint(config, workdir, "best", s=s)
+
+
+def evaluate_checkpoint(config, workdir: str, which: str = "best",
+                        splits=None, s: Optional[Setup] = None
+                        ) -> Dict[str, Any]:
+  """Restores `which` (best, latest or a step number) and scores splits.
+
+  Writes `eval_<which>.json` and `eval_<which>.md` into the workdir.
+  """
+  s = s or setup(config, train=False)
+  state, _ = make_state(s)
+  fp = fingerprint(s, state.params)
+  latest, best = managers(workdir, config)
+  mgr = best if which == "best" else latest
+  step = None if which in ("best", "latest") else int(which)
+  state, meta, step = checkpointing.restore(mgr, step, state, fp)
+  splits = splits or [config.data.val_split, config.data.test_split]
+  results = {sp: make_evaluator(s, sp).run(state) for sp in splits}
+  summary = {"checkpoint": which, "step": step, "results": results}
+  writers.write_json(os.path.join(workdir, f"eval_{which}.json"), summary)
+  table = avvp_f1.to_markdown(
+      {f"{config.experiment_name} {sp} (step {step})": r
+       for sp, r in results.items()})
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, f"eval_{which}.md"), "w") as f:
+      f.write(table + "\n")
+  writers.log("\n" + table)
+  return summary

@@ -1,0 +1,103 @@
+"""Pure train/predict steps and train-state construction shared by trainers."""
+
+import functools
+from typing import Any, Callable, Dict
+
+import flax
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import optax
+
+from avjax.utils import sharding
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState plus one replicated PRNG key (folded with the step)."""
+  rng: jax.Array
+
+
+def model_inputs(batch: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
+  """Drops labels and bookkeeping keys from a batch."""
+  skip = ("labels", "audio_labels", "visual_labels", "seg_audio",
+          "seg_visual", "_mask", "clip_id_bytes")
+  return {k: v for k, v in batch.items() if k not in skip}
+
+
+def create_train_state(model, tx: optax.GradientTransformation,
+                       batch_shapes: Dict[str, jax.ShapeDtypeStruct],
+                       rng: jax.Array, mesh) -> TrainState:
+  """Initialises the state directly with replicated sharding (no host copy)."""
+  def init(rng):
+    p_rng, d_rng, s_rng = jax.random.split(rng, 3)
+    dummy = {k: jnp.zeros(v.shape, v.dtype) for k, v in batch_shapes.items()}
+    params = model.init({"params": p_rng, "dropout": d_rng}, dummy,
+                        train=False)["params"]
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                             rng=s_rng)
+  abstract = jax.eval_shape(init, rng)
+  shardings = jax.tree.map(lambda _: sharding.replicated(mesh), abstract)
+  return jax.jit(init, out_shardings=shardings)(rng)
+
+
+def abstract_state(state_fn: Callable[[], TrainState]):
+  return jax.eval_shape(state_fn)
+
+
+def train_step(state: TrainState, batch: Dict[str, jax.Array], *,
+               loss_fn: Callable[[Dict, Dict], Dict[str, jax.Array]]
+               ) -> tuple[TrainState, Dict[str, jax.Array]]:
+  """One optimisation step; a non-finite loss leaves the state unchanged.
+
+  loss_fn(model_outputs, batch) returns a dict with a scalar "loss" and any
+  other scalar terms to log.
+  """
+  rng = jax.random.fold_in(state.rng, state.step)
+
+  def objective(params):
+    out = state.apply_fn({"params": params}, model_inputs(batch), train=True,
+                         rngs={"dropout": rng})
+    terms = loss_fn(out, batch)
+    return terms["loss"], terms
+
+  grads, terms = jax.grad(objective, has_aux=True)(state.params)
+  gnorm = optax.global_norm(grads)
+  finite = jnp.isfinite(terms["loss"]) & jnp.isfinite(gnorm)
+  new = state.apply_gradients(grads=grads)
+  new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+  new = new.replace(step=state.step + 1)
+  metrics = dict(terms, grad_norm=gnorm, nonfinite=1.0 - finite)
+  return new, metrics
+
+
+def predict_step(state: TrainState, batch: Dict[str, jax.Array],
+                 keys=("frame_prob", "global_prob", "audio_prob",
+                       "visual_prob")) -> Dict[str, jax.Array]:
+  """Deterministic forward pass; returns the requested outputs + batch info."""
+  out = state.apply_fn({"params": state.params}, model_inputs(batch),
+                       train=False)
+  res = {k: out[k] for k in keys if k in out}
+  for k in ("_mask", "clip_id_bytes", "segment_mask", "seg_audio",
+            "seg_visual", "labels", "audio_labels", "visual_labels"):
+    if k in batch:
+      res[k] = batch[k]
+  return res
+
+
+def jit_train_step(loss_fn, mesh, state_sharding):
+  return jax.jit(functools.partial(train_step, loss_fn=loss_fn),
+                 donate_argnums=(0,),
+                 out_shardings=(state_sharding, sharding.replicated(mesh)))
+
+
+def jit_predict_step(mesh):
+  return jax.jit(predict_step, out_shardings=sharding.data_sharding(mesh))
+
+
+def param_count(params: Any) -> int:
+  return sum(x.size for x in jax.tree.leaves(params))
+
+
+def param_shapes(params: Any) -> Dict[str, list]:
+  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
+  return {k: list(v.shape) for k, v in flat.items()}

@@ -1,0 +1,1 @@
+"""avjax.utils."""

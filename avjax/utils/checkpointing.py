@@ -1,0 +1,100 @@
+"""Orbax checkpoints: latest (for resume) and best (for evaluation).
+
+Layout in a workdir:
+  checkpoints/<step>/{state,meta}   latest `keep` steps (async saves)
+  best/<step>/{state,meta}          the single best step by the eval metric
+Each `meta` holds the step, bookkeeping (best metric so far, epoch) and the
+run's fingerprint (model/data fields and parameter shapes), which is checked
+before a restore so a workdir of a different model is refused clearly.
+"""
+
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from absl import logging
+import orbax.checkpoint as ocp
+
+
+class CheckpointMismatchError(ValueError):
+  """The workdir holds a checkpoint of a different model or data shape."""
+
+
+def manager(directory: str, keep: int, async_save: bool = True
+            ) -> ocp.CheckpointManager:
+  opts = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True,
+      enable_async_checkpointing=async_save)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=opts,
+                               item_names=("state", "meta"))
+
+
+def save(mgr: ocp.CheckpointManager, step: int, state: Any,
+         meta: Dict[str, Any]) -> None:
+  mgr.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+           force=True)
+
+
+def read_meta(mgr: ocp.CheckpointManager, step: int) -> Dict[str, Any]:
+  return mgr.restore(step, args=ocp.args.Composite(
+      meta=ocp.args.JsonRestore()))["meta"]
+
+
+def check_fingerprint(stored: Dict[str, Any], current: Dict[str, Any],
+                      path: str) -> None:
+  """Raises CheckpointMismatchError naming every differing field."""
+  diffs = []
+  for key in sorted(set(stored) | set(current)):
+    a, b = stored.get(key), current.get(key)
+    if key == "param_shapes" and a != b:
+      a, b = a or {}, b or {}
+      names = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+      for n in names[:8]:
+        diffs.append(f"  param {n}: checkpoint {a.get(n)} vs config {b.get(n)}")
+      if len(names) > 8:
+        diffs.append(f"  ... and {len(names) - 8} more parameters")
+    elif a != b:
+      diffs.append(f"  {key}: checkpoint {a!r} vs config {b!r}")
+  if diffs:
+    raise CheckpointMismatchError(
+        f"the checkpoint in {path} was made by a different model or data "
+        "configuration:\n" + "\n".join(diffs) + "\nUse another --workdir, or "
+        "pass --config.restart=True to discard it and start from scratch.")
+
+
+def restore(mgr: ocp.CheckpointManager, step: Optional[int],
+            abstract_state: Any, fingerprint: Dict[str, Any]
+            ) -> Tuple[Any, Dict[str, Any], int]:
+  """Restores (state, meta, step), newest first, skipping unreadable steps.
+
+  A step whose files are incomplete or corrupt (e.g. a kill during a write)
+  is reported and the previous one is tried, unless a step was requested.
+  """
+  steps = [step] if step is not None else sorted(mgr.all_steps(),
+                                                 reverse=True)
+  if not steps:
+    raise FileNotFoundError(f"no checkpoint in {mgr.directory}")
+  errors = []
+  for s in steps:
+    try:
+      meta = read_meta(mgr, s)
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(f"step {s}: {type(e).__name__}: {e}")
+      logging.warning("checkpoint %s/%s unreadable (%s); trying an older one",
+                      mgr.directory, s, e)
+      continue
+    check_fingerprint(meta.get("fingerprint", {}), fingerprint,
+                      f"{mgr.directory}/{s}")
+    try:
+      state = mgr.restore(s, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state)))["state"]
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(f"step {s}: {type(e).__name__}: {e}")
+      logging.warning("checkpoint %s/%s unreadable (%s); trying an older one",
+                      mgr.directory, s, e)
+      continue
+    if errors:
+      logging.warning("restored step %d after skipping: %s", s, errors)
+    return state, meta, s
+  raise RuntimeError(f"no readable checkpoint in {mgr.directory}:\n" +
+                     "\n".join(errors))

@@ -1,0 +1,46 @@
+"""HAN (Tian et al. 2020) on AVVP, the avjax main job.
+
+Default (built-in synthetic dataset, a few minutes on 2 CPU cores):
+  python -m avjax.main --config=configs/avvp_han.py --workdir=/tmp/avjax/han
+One-minute smoke run:
+  python -m avjax.main --config=configs/avvp_han.py:runlocal --workdir=/tmp/x
+Variants (`:variant=NAME`): han (default), no_hybrid (per-modality
+self-attention only), audio_only, visual_only. Real LLP after
+`python -m avjax.prepare llp ...`:
+  python -m avjax.main --config=configs/avvp_han.py:data=llp \
+      --config.data.data_dir=DIR --workdir=...
+"""
+
+from configs import common
+
+VARIANTS = {
+    "han": {},
+    "no_hybrid": {"cross_attention": False},
+    "audio_only": {"input_modalities": "a"},
+    "visual_only": {"input_modalities": "v"},
+}
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, variant="han", data="synthetic", runlocal=False)
+  if arg.variant not in VARIANTS:
+    raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
+  c = common.avvp_base()
+  c.experiment_name = f"avvp_han_{arg.variant}"
+  c.model = common.avvp_net(**VARIANTS[arg.variant])
+  if arg.data == "synthetic":
+    c.data = common.synthetic_data()
+    c.num_epochs = 12
+    c.optim.decay_every_epochs = 8
+  elif arg.data == "llp":
+    c.data = common.llp_data()
+  else:
+    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp'")
+  if arg.runlocal:
+    common.runlocal(c)
+  return c
+
+
+def get_hyper(h):
+  """The platform issue's comparison: HAN vs its ablations."""
+  return [{"config": f"configs/avvp_han.py:variant={v}"} for v in VARIANTS]

@@ -1,0 +1,90 @@
+"""Shared config pieces: `parse_arg`, data blocks, the AVVP base config."""
+
+import ml_collections
+
+
+def parse_arg(arg, lazy=False, **spec):
+  """Parses "runlocal,variant=no_hybrid" into a ConfigDict with defaults.
+
+  Each keyword of `spec` names a valid key and its default; its type decides
+  how the value is parsed (bool: bare key or =True/False). Unknown keys raise.
+  """
+  res = ml_collections.ConfigDict(dict(spec))
+  if not arg:
+    return res
+  for part in arg.split(","):
+    key, _, val = part.partition("=")
+    if key not in spec:
+      if lazy:
+        res[key] = val
+        continue
+      raise ValueError(f"unknown config argument {key!r}; valid: "
+                       f"{sorted(spec)}")
+    default = spec[key]
+    if isinstance(default, bool):
+      res[key] = val.lower() in ("", "1", "true", "yes")
+    elif isinstance(default, int):
+      res[key] = int(val)
+    elif isinstance(default, float):
+      res[key] = float(val)
+    else:
+      res[key] = val
+  return res
+
+
+def synthetic_data(**overrides) -> ml_collections.ConfigDict:
+  """The built-in synthetic LLP-shaped dataset (no downloads)."""
+  return ml_collections.ConfigDict({
+      "name": "synthetic", "data_dir": "", "cache_dir": "", "num_shards": 8,
+      "train_split": "train", "val_split": "val", "test_split": "test",
+      "shuffle_buffer": 1024, "synthetic": dict(overrides)})
+
+
+def llp_data(data_dir: str = "") -> ml_collections.ConfigDict:
+  """LLP converted by `python -m avjax.prepare llp` (same keys as synthetic)."""
+  return ml_collections.ConfigDict({
+      "name": "llp", "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
+      "train_split": "train", "val_split": "val", "test_split": "test",
+      "shuffle_buffer": 1024, "synthetic": {}})
+
+
+def avvp_net(**overrides) -> ml_collections.ConfigDict:
+  """HAN's reference model settings (han_notes.md)."""
+  cfg = ml_collections.ConfigDict({
+      "name": "avvp_net", "d_model": 512, "num_layers": 1, "num_heads": 1,
+      "d_ff": 512, "dropout": 0.1, "cross_attention": True,
+      "input_modalities": "av", "use_frames": True, "use_motion": True,
+      "pool_first": True, "dtype": "float32"})
+  cfg.update(overrides)
+  return cfg
+
+
+def avvp_base() -> ml_collections.ConfigDict:
+  """Everything but the data/model blocks of a weakly-supervised AVVP run."""
+  c = ml_collections.ConfigDict()
+  c.experiment_name = "avvp"
+  c.trainer = "avvp_weak"
+  c.seed = 0
+  c.batch_size = 16
+  c.eval_batch_size = 64
+  c.num_epochs = 40
+  c.max_steps = 0
+  c.optim = ml_collections.ConfigDict(
+      {"lr": 3e-4, "decay_every_epochs": 10, "decay_factor": 0.1,
+       "grad_clip": 0.0})
+  c.loss = ml_collections.ConfigDict(
+      {"audio_smoothing": 0.0, "visual_smoothing": 0.1})
+  c.eval = ml_collections.ConfigDict(
+      {"gating": "global", "threshold": 0.5, "best_metric": "seg_type"})
+  c.log_every_steps = 50
+  c.keep_checkpoints = 2
+  c.restart = False
+  return c
+
+
+def runlocal(c: ml_collections.ConfigDict) -> None:
+  """Shrinks a config so it runs in about a minute on CPU."""
+  c.data.synthetic.update(num_train=256, num_val=64, num_test=64)
+  c.num_epochs = 2
+  c.log_every_steps = 4
+  c.model.d_model = c.model.d_ff = 64

@@ -1,0 +1,43 @@
+"""Tiny fake datasets in the TFRecord contract, for fast tests."""
+
+import numpy as np
+
+from avjax.data import schema
+from avjax.data import tfrecord
+
+CLASSES = ("a", "b", "c", "d")
+FEATURES = (schema.FeatureSpec("audio", 1, (6,)),
+            schema.FeatureSpec("visual", 2, (8,)),
+            schema.FeatureSpec("motion", 1, (4,)))
+
+
+def fake_clip(i: int, t: int = 5, dense: bool = True, seed: int = 0,
+              features=FEATURES, num_classes: int = len(CLASSES)) -> dict:
+  rng = np.random.default_rng([seed, i])
+  clip = {"id": f"clip{i:04d}"}
+  for s in features:
+    clip[s.name] = rng.normal(size=(t * s.frames_per_segment,) + s.shape
+                              ).astype(np.float32)
+  seg_a = (rng.random((t, num_classes)) < 0.2).astype(np.uint8)
+  seg_v = (rng.random((t, num_classes)) < 0.2).astype(np.uint8)
+  clip["audio_labels"] = seg_a.max(0).astype(np.float32)
+  clip["visual_labels"] = seg_v.max(0).astype(np.float32)
+  clip["labels"] = np.maximum(clip["audio_labels"], clip["visual_labels"])
+  if dense:
+    clip["seg_audio"], clip["seg_visual"] = seg_a, seg_v
+  return clip
+
+
+def write_fake_dataset(out_dir: str, sizes=None, num_shards: int = 4,
+                       lengths=(5,), seed: int = 0) -> dict:
+  """Writes train (weak only) / val / test (dense) splits; returns info."""
+  sizes = sizes or {"train": 64, "val": 20, "test": 21}
+  w = tfrecord.DatasetWriter(out_dir, "fake", CLASSES, FEATURES)
+  for k, (split, n) in enumerate(sizes.items()):
+    dense = split != "train"
+    keys = ("labels", "audio_labels", "visual_labels") + (
+        schema.DENSE_KEYS if dense else ())
+    clips = (fake_clip(1000 * k + i, lengths[i % len(lengths)], dense, seed)
+             for i in range(n))
+    w.write_split(split, clips, keys, num_shards)
+  return w.finish()
