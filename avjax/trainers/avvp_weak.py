@@ -154,7 +154,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       functools.partial(loss_fn, loss_cfg=config.loss), s.mesh,
       state_sharding)
   val = make_evaluator(s, config.data.val_split)
-  writer = writers.make_writer(workdir)
+  writer = writers.Writer(workdir)
   prog = writers.Progress(s.total_steps, start, config.batch_size)
   batches = sharding.prefetch_to_mesh(pipeline.train_batches(
       s.train_src, s.local_batch, config.seed, start,
@@ -179,7 +179,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       prog.reset(step)
   latest.wait_until_finished()
   best.wait_until_finished()
-  writer.flush()
+  writer.close()
   return evaluate_checkpoint(config, workdir, "best", s=s)
 
 

@@ -15,6 +15,9 @@ def initialize() -> None:
   auto-detected on TPU pods, Slurm and Open MPI; elsewhere set
   AVJAX_COORDINATOR=host:port, AVJAX_NUM_PROCESSES and AVJAX_PROCESS_ID.
   """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax/TF INFO logs are noisy
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   jax.config.update("jax_threefry_partitionable", True)

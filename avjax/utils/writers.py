@@ -14,12 +14,39 @@ class NonFiniteLossError(FloatingPointError):
   """The training loss or gradient became NaN/Inf."""
 
 
-def make_writer(workdir: str):
-  """clu writer: TensorBoard events + log on host 0, logging only elsewhere."""
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  return metric_writers.create_default_writer(
-      os.path.join(workdir, "tb"), just_logging=jax.process_index() > 0,
-      asynchronous=True)
+class Writer:
+  """Scalars to TensorBoard (`workdir/tb`) and `workdir/metrics.jsonl`.
+
+  Only host 0 writes; other hosts get a writer that does nothing.
+  """
+
+  def __init__(self, workdir: str):
+    self._on = jax.process_index() == 0
+    if not self._on:
+      return
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+    self._tb = metric_writers.AsyncWriter(
+        metric_writers.SummaryWriter(os.path.join(workdir, "tb")))
+    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+
+  def write_scalars(self, step: int, scalars: Dict[str, float]) -> None:
+    if not self._on:
+      return
+    self._tb.write_scalars(step, scalars)
+    self._jsonl.write(json.dumps({"step": int(step), **{
+        k: float(v) for k, v in scalars.items()}}) + "\n")
+    self._jsonl.flush()
+
+  def close(self) -> None:
+    if self._on:
+      self._tb.close()
+      self._jsonl.close()
+
+
+def read_jsonl(workdir: str):
+  """All records of `workdir/metrics.jsonl` (resumed runs append)."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f if line.strip()]
 
 
 def check_finite(metrics: Dict[str, float], step: int) -> None:
@@ -64,6 +91,8 @@ def write_json(path: str, obj) -> None:
 
 
 def log(msg: str, *args) -> None:
-  logging.info(msg, *args)
-  if jax.process_index() == 0:
+  """Prints progress/results on host 0 (other hosts log them)."""
+  if jax.process_index() > 0:
+    logging.info(msg, *args)
+  else:
     print(msg % args if args else msg, flush=True)

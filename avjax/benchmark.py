@@ -1,0 +1,403 @@
+r"""Train/eval throughput of an AVVP config at LLP shapes (HAN by default).
+
+  python -m avjax.benchmark --devices=1 --batch_sizes=16,64,256 --steps=20
+  python -m avjax.benchmark --devices=8 --config.model.pool_first=False \
+      --config.model.dtype=bfloat16 --out=/tmp/bench.json
+
+The run is built exactly as `avjax.trainers.avvp_weak` builds it (`setup`,
+`make_state`, `loss_fn`, `train_lib.jit_train_step`, `make_evaluator`) from
+`--config` (default configs/avvp_han.py: HAN, d=512), on a temporary TFRecord
+dataset of LLP shape with random features: audio [T, 128], visual [T*8, 2048],
+motion [T, 512], T = 10, 25 classes. For every global batch size it reports
+
+  lower_s, compile_s   tracing+lowering and XLA compilation of the train step
+  gflop                XLA cost analysis of the compiled step (per device
+                       program, times the device count)
+  <source>.step_ms     median step time over --steps steps after --warmup
+                       (each step waits with block_until_ready)
+  <source>.clips_per_s batch size / mean step time (input stalls included)
+  <source>.gflop_per_s gflop / median step time
+
+for the sources `synthetic_arrays` (one device-resident batch: the model
+alone) and `tfrecord` (`pipeline.train_batches` + `sharding.prefetch_to_mesh`,
+as the trainer feeds it: the step time includes waiting for input). The eval
+runs `predict_step` over --num_eval_clips clips in padded batches of
+`config.eval_batch_size`, gathers, and scores them with the trainer's AVVP
+evaluator (segment/event F1 + mAP). Also reported: jax version, device kind
+and count, CPU count, peak host RSS and device-0 memory stats (None on CPU).
+
+--devices=N forces N host (CPU) devices with the `jax_num_cpu_devices` option
+(it overrides XLA_FLAGS=--xla_force_host_platform_device_count). Like the XLA
+flag it must be set before JAX starts its backend, which no import does, so
+main() sets it first; no argv pre-parsing or re-exec is needed.
+"""
+
+import functools
+import itertools
+import json
+import os
+import resource
+import tempfile
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from absl import app
+from absl import flags
+import jax
+from ml_collections import config_flags
+import numpy as np
+
+from avjax.data import classes
+from avjax.data import pipeline
+from avjax.data import schema
+from avjax.data import tfrecord
+from avjax.evaluators import avvp_f1
+from avjax.trainers import avvp_weak
+from avjax.trainers import train_lib
+from avjax.utils import runtime
+from avjax.utils import sharding
+
+SOURCES = ("synthetic_arrays", "tfrecord")
+NUM_SEGMENTS = 10
+TRAIN_KEYS = schema.LABEL_KEYS
+EVAL_KEYS = schema.LABEL_KEYS + schema.DENSE_KEYS
+DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+    "avvp_han.py")
+
+
+def define_flags(fv=flags.FLAGS) -> None:
+  """Defines the command-line flags on `fv`."""
+  config_flags.DEFINE_config_file(
+      "config", DEFAULT_CONFIG, "Experiment config; override fields with "
+      "--config.<field>=<value> (e.g. --config.model.pool_first=False).",
+      flag_values=fv, lock_config=True)
+  flags.DEFINE_list("batch_sizes", ["16", "64", "256"],
+                    "Global train batch sizes.", flag_values=fv)
+  flags.DEFINE_integer("devices", 0, "Force this many host (CPU) devices; 0 "
+                       "keeps JAX's default.", flag_values=fv)
+  flags.DEFINE_integer("steps", 20, "Timed steps per batch size and source.",
+                       flag_values=fv)
+  flags.DEFINE_integer("warmup", 3, "Untimed steps before the timed ones.",
+                       flag_values=fv)
+  flags.DEFINE_list("source", list(SOURCES), "Input sources to time, from "
+                    f"{list(SOURCES)}.", flag_values=fv)
+  flags.DEFINE_integer("num_train_clips", 1024, "Clips in the temporary "
+                       "train split (tfrecord source).", flag_values=fv)
+  flags.DEFINE_integer("num_eval_clips", 1849, "Clips to evaluate (LLP val + "
+                       "test = 1849); 0 skips the eval.", flag_values=fv)
+  flags.DEFINE_string("tmp_dir", None, "Parent of the temporary dataset "
+                      "directory (default: the system temp dir).",
+                      flag_values=fv)
+  flags.DEFINE_string("out", None, "Also write the results to this JSON "
+                      "file.", flag_values=fv)
+
+
+def force_devices(n: int) -> None:
+  """Makes JAX run on n host devices (call before any JAX computation)."""
+  if n <= 0:
+    return
+  try:
+    jax.config.update("jax_num_cpu_devices", n)
+  except RuntimeError:  # backend already started (e.g. under pytest)
+    pass
+  if jax.device_count() != n:
+    raise ValueError(
+        f"--devices={n}, but JAX runs on {jax.device_count()} "
+        f"{jax.devices()[0].platform} device(s): --devices only forces CPU "
+        "devices and must take effect before JAX starts; use --devices=0 on "
+        "accelerators")
+
+
+def env_info() -> Dict[str, Any]:
+  d = jax.devices()[0]
+  return {"jax": jax.__version__, "platform": d.platform,
+          "device_kind": d.device_kind, "device_count": jax.device_count(),
+          "process_count": jax.process_count(), "cpu_count": os.cpu_count(),
+          "cpu_affinity": len(os.sched_getaffinity(0))}
+
+
+def memory_info() -> Dict[str, Any]:
+  """Peak host RSS so far and device-0 memory stats (None where unknown)."""
+  stats = jax.local_devices()[0].memory_stats()
+  keep = ("bytes_in_use", "peak_bytes_in_use", "bytes_limit")
+  return {"peak_rss_mib":
+              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "device_memory": ({k: stats[k] for k in keep if k in stats}
+                            if stats else None)}
+
+
+def _clips(split: str, n: int, dense: bool, seed: int,
+           pool: int = 8) -> Iterator[dict]:
+  """n LLP-shaped clips; random features cycled from a small pool."""
+  rng = np.random.default_rng(seed)
+  c = len(classes.LLP_CLASSES)
+  feats = [{s.name: rng.standard_normal(
+      (NUM_SEGMENTS * s.frames_per_segment,) + s.shape, np.float32)
+            for s in schema.LLP_FEATURES} for _ in range(min(pool, n))]
+  for i in range(n):
+    seg_a, seg_v = (rng.random((2, NUM_SEGMENTS, c)) < 0.1).astype(np.uint8)
+    clip = dict(feats[i % len(feats)], id=f"{split}{i:06d}",
+                audio_labels=seg_a.max(0).astype(np.float32),
+                visual_labels=seg_v.max(0).astype(np.float32))
+    clip["labels"] = np.maximum(clip["audio_labels"], clip["visual_labels"])
+    if dense:
+      clip.update(seg_audio=seg_a, seg_visual=seg_v)
+    yield clip
+
+
+def write_dataset(out_dir: str, data_cfg, num_train: int,
+                  num_eval: int) -> Dict[str, Any]:
+  """Writes the LLP-shaped train (and eval) split; returns a summary."""
+  t0 = time.perf_counter()
+  w = tfrecord.DatasetWriter(out_dir, "benchmark", classes.LLP_CLASSES,
+                             schema.LLP_FEATURES)
+  w.write_split(data_cfg.train_split, _clips("train", num_train, False, 0),
+                TRAIN_KEYS, data_cfg.num_shards)
+  if num_eval:
+    w.write_split(data_cfg.val_split, _clips("val", num_eval, True, 1),
+                  EVAL_KEYS, data_cfg.num_shards)
+  w.finish()
+  size = sum(os.path.getsize(os.path.join(out_dir, f))
+             for f in os.listdir(out_dir))
+  return {"train_clips": num_train, "eval_clips": num_eval,
+          "mib": size / 2**20, "write_s": time.perf_counter() - t0}
+
+
+def make_run(config, data_dir: str, batch_size: int):
+  """The trainer's setup, state and jitted train step on `data_dir`."""
+  config = config.copy_and_resolve_references()
+  config.data.name, config.data.data_dir = "benchmark", data_dir
+  config.batch_size = batch_size
+  s = avvp_weak.setup(config)
+  state, _ = avvp_weak.make_state(s)
+  step_fn = train_lib.jit_train_step(
+      functools.partial(avvp_weak.loss_fn, loss_cfg=config.loss), s.mesh,
+      jax.tree.map(lambda x: x.sharding, state))
+  return s, state, step_fn
+
+
+def fake_batch(s, keys: Sequence[str], n: int, rng,
+               start: int = 0) -> Dict[str, np.ndarray]:
+  """Random host batch with the keys and dtypes `pipeline` yields."""
+  specs = {x.name: x for x in s.info["feature_specs"]}
+  t, c = int(s.info["max_segments"]), len(s.info["classes"])
+  b = {"clip_id": np.array([b"fake%07d" % (start + i) for i in range(n)],
+                           object),
+       "segment_mask": np.ones((n, t), np.float32)}
+  for f in s.features:
+    sp = specs[f]
+    b[f] = rng.standard_normal((n, t * sp.frames_per_segment) + sp.shape,
+                               np.float32)
+  for k in keys:
+    dense = k in schema.DENSE_KEYS
+    y = rng.random((n, t, c) if dense else (n, c)) < 0.1
+    b[k] = y.astype(np.uint8 if dense else np.float32)
+  return b
+
+
+def step_gflop(compiled) -> Optional[float]:
+  """XLA's FLOP count of a compiled SPMD step over all devices, in GFLOP."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else None
+  if not cost or "flops" not in cost:
+    return None
+  return float(cost["flops"]) * jax.device_count() / 1e9
+
+
+def time_steps(step, state, batches: Iterator, warmup: int, steps: int):
+  """Runs warmup + steps blocking train steps; returns state, timed seconds."""
+  times = []
+  for i in range(warmup + steps):
+    t0 = time.perf_counter()
+    state, metrics = step(state, next(batches))
+    jax.block_until_ready((state, metrics))
+    if i >= warmup:
+      times.append(time.perf_counter() - t0)
+  return state, times
+
+
+def timing(times: List[float], batch_size: int,
+           gflop: Optional[float]) -> Dict[str, float]:
+  med, mean = float(np.median(times)), float(np.mean(times))
+  return {"step_ms": 1e3 * med, "step_ms_mean": 1e3 * mean,
+          "step_ms_max": 1e3 * max(times),
+          "clips_per_s": batch_size / mean,
+          "gflop_per_s": gflop / med if gflop else None}
+
+
+def bench_batch(s, state, step_fn, batch_size: int, sources: Sequence[str],
+                warmup: int, steps: int):
+  """Compile time, FLOPs and step times of one global batch size."""
+  local = sharding.check_batch_size(batch_size)
+  batch = sharding.to_global(fake_batch(
+      s, TRAIN_KEYS, local, np.random.default_rng(batch_size)), s.mesh)
+  t0 = time.perf_counter()
+  lowered = step_fn.lower(state, batch)
+  t1 = time.perf_counter()
+  compiled = lowered.compile()
+  t2 = time.perf_counter()
+  gflop = step_gflop(compiled)
+  row = {"batch_size": batch_size, "lower_s": t1 - t0, "compile_s": t2 - t1,
+         "gflop": gflop}
+  if "synthetic_arrays" in sources:
+    state, times = time_steps(compiled, state, itertools.repeat(batch),
+                              warmup, steps)
+    row["synthetic_arrays"] = timing(times, batch_size, gflop)
+  del batch
+  if "tfrecord" in sources:
+    batches = sharding.prefetch_to_mesh(pipeline.train_batches(
+        s.train_src, local, s.config.seed, 0, s.config.data.shuffle_buffer,
+        warmup + steps), s.mesh)
+    state, times = time_steps(compiled, state, batches, warmup, steps)
+    row["tfrecord"] = dict(timing(times, batch_size, gflop),
+                           steps_per_epoch=s.train_src.steps_per_epoch(local))
+  row.update(memory_info())
+  return state, row
+
+
+def eval_arrays(s, num_clips: int) -> List[Dict[str, jax.Array]]:
+  """Device-resident padded eval batches (with `_mask`) of num_clips clips."""
+  rng, n, out = np.random.default_rng(0), s.local_eval_batch, []
+  for start in range(0, num_clips, n):
+    b = fake_batch(s, EVAL_KEYS, n, rng, start)
+    b["_mask"] = (np.arange(n) < num_clips - start).astype(np.float32)
+    out.append(sharding.to_global(b, s.mesh))
+  return out
+
+
+def predict_arrays(evaluator, state, batches) -> Dict[str, np.ndarray]:
+  """`Evaluator.predict` over device-resident batches instead of a split."""
+  chunks = sharding.gather([evaluator.predict_fn(state, b) for b in batches])
+  out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+  keep = out.pop("_mask") > 0
+  out = {k: v[keep] for k, v in out.items()}
+  out["ids"] = np.asarray(sharding.array_to_ids(out.pop("clip_id_bytes")))
+  return out
+
+
+def time_eval(evaluator, predict) -> Dict[str, float]:
+  """Times predict() (forward + gather) and the scoring of its result."""
+  t0 = time.perf_counter()
+  pred = predict()
+  t1 = time.perf_counter()
+  scores = evaluator.score(pred)
+  t2 = time.perf_counter()
+  return {"num_clips": int(scores["num_clips"]), "forward_s": t1 - t0,
+          "score_s": t2 - t1, "total_s": t2 - t0,
+          "clips_per_s": scores["num_clips"] / (t2 - t0)}
+
+
+def bench_eval(s, state, sources: Sequence[str],
+               num_clips: int) -> Dict[str, Any]:
+  """Eval compile time and throughput from arrays and/or TFRecords."""
+  if "tfrecord" in sources:
+    evaluator = avvp_weak.make_evaluator(s, s.config.data.val_split)
+  else:  # same evaluator without a split on disk (predict_arrays feeds it)
+    evaluator = avvp_f1.Evaluator(
+        train_lib.jit_predict_step(s.mesh), None, s.local_eval_batch, s.mesh,
+        gating=s.config.eval.gating, threshold=s.config.eval.threshold)
+  batches = eval_arrays(s, num_clips if "synthetic_arrays" in sources else 1)
+  t0 = time.perf_counter()
+  evaluator.predict_fn.lower(state, batches[0]).compile()
+  res = {"batch_size": s.local_eval_batch * jax.process_count(),
+         "compile_s": time.perf_counter() - t0}
+  jax.block_until_ready(evaluator.predict_fn(state, batches[0]))  # warm jit
+  if "synthetic_arrays" in sources:
+    res["synthetic_arrays"] = time_eval(
+        evaluator, lambda: predict_arrays(evaluator, state, batches))
+  del batches
+  if "tfrecord" in sources:
+    res["tfrecord"] = time_eval(evaluator,
+                                lambda: evaluator.predict(state))
+  return res
+
+
+def run(fv) -> Dict[str, Any]:
+  """Runs the whole benchmark for parsed flags `fv`; returns the results."""
+  sizes = [int(b) for b in fv.batch_sizes]
+  sources = list(fv.source)
+  if not sizes or not sources or set(sources) - set(SOURCES):
+    raise ValueError(f"need --batch_sizes and --source from {SOURCES}, got "
+                     f"{fv.batch_sizes} and {sources}")
+  force_devices(fv.devices)
+  runtime.initialize()
+  tfr = "tfrecord" in sources
+  res = {"env": env_info(), "sources": sources, "steps": fv.steps,
+         "warmup": fv.warmup, "config": fv.config.to_dict()}
+  with tempfile.TemporaryDirectory(prefix="avjax_bench_",
+                                   dir=fv.tmp_dir) as tmp:
+    num_train = fv.num_train_clips if tfr else max(sizes)
+    res["data"] = write_dataset(tmp, fv.config.data, num_train,
+                                fv.num_eval_clips if tfr else 0)
+    s, state, step_fn = make_run(fv.config, tmp, sizes[0])
+    res["model"] = {"params": train_lib.param_count(state.params),
+                    **{k: fv.config.model[k] for k in (
+                        "d_model", "d_ff", "pool_first", "dtype")}}
+    res["train"] = []
+    for b in sizes:
+      state, row = bench_batch(s, state, step_fn, b, sources, fv.warmup,
+                               fv.steps)
+      res["train"].append(row)
+    if fv.num_eval_clips:
+      res["eval"] = bench_eval(s, state, sources, fv.num_eval_clips)
+  res.update(memory_info())
+  return res
+
+
+def _fmt(x, spec: str = ".1f") -> str:
+  return "-" if x is None else format(x, spec)
+
+
+def format_tables(res: Dict[str, Any]) -> str:
+  """Markdown tables of the results (train per batch size, then eval)."""
+  e, m = res["env"], res["model"]
+  lines = [f"jax {e['jax']}, {e['device_count']} x {e['device_kind']} "
+           f"({e['platform']}), {e['process_count']} process(es), "
+           f"{e['cpu_count']} CPUs ({e['cpu_affinity']} usable); model "
+           f"d={m['d_model']} pool_first={m['pool_first']} dtype={m['dtype']}"
+           f", {m['params']:,} params; {res['steps']} timed steps", ""]
+  srcs = [x for x in SOURCES if x in res["sources"]]
+  lines.append("| batch | compile s | GFLOP/step | " + " | ".join(
+      f"{x} ms | {x} clips/s | {x} GFLOP/s" for x in srcs) +
+               " | peak RSS MiB |")
+  lines.append("|---" * (4 + 3 * len(srcs)) + "|")
+  for r in res["train"]:
+    cells = [str(r["batch_size"]), _fmt(r["lower_s"] + r["compile_s"], ".2f"),
+             _fmt(r["gflop"], ".2f")]
+    for x in srcs:
+      cells += [_fmt(r[x]["step_ms"]), _fmt(r[x]["clips_per_s"], ".0f"),
+                _fmt(r[x]["gflop_per_s"])]
+    lines.append("| " + " | ".join(cells + [_fmt(r["peak_rss_mib"], ".0f")])
+                 + " |")
+  if "eval" in res:
+    ev = res["eval"]
+    lines += ["", f"eval (batch {ev['batch_size']}, compile "
+              f"{ev['compile_s']:.2f} s)", "",
+              "| source | clips | forward s | score s | total s | clips/s |",
+              "|---|---|---|---|---|---|"]
+    for x in srcs:
+      r = ev[x]
+      lines.append(f"| {x} | {r['num_clips']} | {r['forward_s']:.2f} | "
+                   f"{r['score_s']:.2f} | {r['total_s']:.2f} | "
+                   f"{r['clips_per_s']:.0f} |")
+  lines += ["", f"peak host RSS {res['peak_rss_mib']:.0f} MiB; device 0 "
+            f"memory stats: {res['device_memory']}"]
+  return "\n".join(lines)
+
+
+def main(argv, fv=flags.FLAGS) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  res = run(fv)
+  print(format_tables(res), flush=True)
+  if fv.out:
+    with open(fv.out, "w") as f:
+      json.dump(res, f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
