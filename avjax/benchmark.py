@@ -4,32 +4,25 @@ r"""Train/eval throughput of an AVVP config at LLP shapes (HAN by default).
   python -m avjax.benchmark --devices=8 --config.model.pool_first=False \
       --config.model.dtype=bfloat16 --out=/tmp/bench.json
 
-The run is built exactly as `avjax.trainers.avvp_weak` builds it (`setup`,
-`make_state`, `loss_fn`, `train_lib.jit_train_step`, `make_evaluator`) from
-`--config` (default configs/avvp_han.py: HAN, d=512), on a temporary TFRecord
-dataset of LLP shape with random features: audio [T, 128], visual [T*8, 2048],
-motion [T, 512], T = 10, 25 classes. For every global batch size it reports
-
-  lower_s, compile_s   tracing+lowering and XLA compilation of the train step
-  gflop                XLA cost analysis of the compiled step (per device
-                       program, times the device count)
-  <source>.step_ms     median step time over --steps steps after --warmup
-                       (each step waits with block_until_ready)
-  <source>.clips_per_s batch size / mean step time (input stalls included)
-  <source>.gflop_per_s gflop / median step time
-
-for the sources `synthetic_arrays` (one device-resident batch: the model
-alone) and `tfrecord` (`pipeline.train_batches` + `sharding.prefetch_to_mesh`,
-as the trainer feeds it: the step time includes waiting for input). The eval
-runs `predict_step` over --num_eval_clips clips in padded batches of
-`config.eval_batch_size`, gathers, and scores them with the trainer's AVVP
-evaluator (segment/event F1 + mAP). Also reported: jax version, device kind
-and count, CPU count, peak host RSS and device-0 memory stats (None on CPU).
+Builds the run as `avjax.trainers.avvp_weak` does (`setup`, `make_state`,
+`loss_fn`, `train_lib.jit_train_step`, `make_evaluator`) from --config
+(default configs/avvp_han.py: HAN, d=512) on a temporary TFRecord dataset of
+LLP shape with random features (audio [T, 128], visual [T*8, 2048], motion
+[T, 512], T = 10, 25 classes). Per global batch size: `lower_s`, `compile_s`
+of the train step; `gflop`, XLA's cost analysis of the compiled step (per
+device program) times the device count; and per source `step_ms`, the median
+of --steps blocking steps after --warmup, `clips_per_s` = batch / mean step
+time (input stalls included), `gflop_per_s` = gflop / median step time.
+Sources: `synthetic_arrays` (one device-resident batch: the model alone) and
+`tfrecord` (`pipeline.train_batches` + `sharding.prefetch_to_mesh`, as the
+trainer feeds it). Eval: `predict_step` over --num_eval_clips clips in padded
+batches of config.eval_batch_size, gathered and scored by the trainer's AVVP
+evaluator (segment/event F1 + mAP). Also: jax version, device kind and count,
+CPU count, peak host RSS, device-0 memory stats (None on CPU).
 
 --devices=N forces N host (CPU) devices with the `jax_num_cpu_devices` option
-(it overrides XLA_FLAGS=--xla_force_host_platform_device_count). Like the XLA
-flag it must be set before JAX starts its backend, which no import does, so
-main() sets it first; no argv pre-parsing or re-exec is needed.
+(it overrides XLA_FLAGS=--xla_force_host_platform_device_count). It must be
+set before JAX starts its backend, which no import does: run() sets it first.
 """
 
 import functools
@@ -66,12 +59,13 @@ DEFAULT_CONFIG = os.path.join(
     "avvp_han.py")
 
 
-def define_flags(fv=flags.FLAGS) -> None:
-  """Defines the command-line flags on `fv`."""
+def define_flags(fv=flags.FLAGS, argv: Optional[List[str]] = None) -> None:
+  """Defines the flags on `fv`; config_flags reads the --config.* overrides
+  from `argv` (default: sys.argv)."""
   config_flags.DEFINE_config_file(
       "config", DEFAULT_CONFIG, "Experiment config; override fields with "
       "--config.<field>=<value> (e.g. --config.model.pool_first=False).",
-      flag_values=fv, lock_config=True)
+      flag_values=fv, lock_config=True, sys_argv=argv)
   flags.DEFINE_list("batch_sizes", ["16", "64", "256"],
                     "Global train batch sizes.", flag_values=fv)
   flags.DEFINE_integer("devices", 0, "Force this many host (CPU) devices; 0 "
@@ -114,7 +108,8 @@ def env_info() -> Dict[str, Any]:
   return {"jax": jax.__version__, "platform": d.platform,
           "device_kind": d.device_kind, "device_count": jax.device_count(),
           "process_count": jax.process_count(), "cpu_count": os.cpu_count(),
-          "cpu_affinity": len(os.sched_getaffinity(0))}
+          "cpu_affinity": len(os.sched_getaffinity(0)),
+          "loadavg_1m": os.getloadavg()[0]}
 
 
 def memory_info() -> Dict[str, Any]:
@@ -309,8 +304,7 @@ def bench_eval(s, state, sources: Sequence[str],
         evaluator, lambda: predict_arrays(evaluator, state, batches))
   del batches
   if "tfrecord" in sources:
-    res["tfrecord"] = time_eval(evaluator,
-                                lambda: evaluator.predict(state))
+    res["tfrecord"] = time_eval(evaluator, lambda: evaluator.predict(state))
   return res
 
 
@@ -342,7 +336,7 @@ def run(fv) -> Dict[str, Any]:
       res["train"].append(row)
     if fv.num_eval_clips:
       res["eval"] = bench_eval(s, state, sources, fv.num_eval_clips)
-  res.update(memory_info())
+  res.update(memory_info(), loadavg_1m_end=os.getloadavg()[0])
   return res
 
 
@@ -355,33 +349,32 @@ def format_tables(res: Dict[str, Any]) -> str:
   e, m = res["env"], res["model"]
   lines = [f"jax {e['jax']}, {e['device_count']} x {e['device_kind']} "
            f"({e['platform']}), {e['process_count']} process(es), "
-           f"{e['cpu_count']} CPUs ({e['cpu_affinity']} usable); model "
+           f"{e['cpu_count']} CPUs ({e['cpu_affinity']} usable, load "
+           f"{e['loadavg_1m']:.1f} -> {res['loadavg_1m_end']:.1f}); model "
            f"d={m['d_model']} pool_first={m['pool_first']} dtype={m['dtype']}"
-           f", {m['params']:,} params; {res['steps']} timed steps", ""]
+           f", {m['params']:,} params; median of {res['steps']} steps", ""]
   srcs = [x for x in SOURCES if x in res["sources"]]
-  lines.append("| batch | compile s | GFLOP/step | " + " | ".join(
-      f"{x} ms | {x} clips/s | {x} GFLOP/s" for x in srcs) +
-               " | peak RSS MiB |")
-  lines.append("|---" * (4 + 3 * len(srcs)) + "|")
+  lines += ["| batch | compile s | GFLOP/step | " + " | ".join(
+      f"{x} ms | {x} clips/s | {x} GFLOP/s" for x in srcs) + " | RSS MiB |",
+            "|---" * (4 + 3 * len(srcs)) + "|"]
   for r in res["train"]:
-    cells = [str(r["batch_size"]), _fmt(r["lower_s"] + r["compile_s"], ".2f"),
+    cells = [r["batch_size"], _fmt(r["lower_s"] + r["compile_s"], ".2f"),
              _fmt(r["gflop"], ".2f")]
     for x in srcs:
       cells += [_fmt(r[x]["step_ms"]), _fmt(r[x]["clips_per_s"], ".0f"),
                 _fmt(r[x]["gflop_per_s"])]
-    lines.append("| " + " | ".join(cells + [_fmt(r["peak_rss_mib"], ".0f")])
-                 + " |")
+    cells.append(_fmt(r["peak_rss_mib"], ".0f"))
+    lines.append("| " + " | ".join(map(str, cells)) + " |")
   if "eval" in res:
     ev = res["eval"]
-    lines += ["", f"eval (batch {ev['batch_size']}, compile "
-              f"{ev['compile_s']:.2f} s)", "",
+    lines += ["", f"eval: batch {ev['batch_size']}, compile "
+              f"{ev['compile_s']:.2f} s", "",
               "| source | clips | forward s | score s | total s | clips/s |",
               "|---|---|---|---|---|---|"]
-    for x in srcs:
-      r = ev[x]
-      lines.append(f"| {x} | {r['num_clips']} | {r['forward_s']:.2f} | "
-                   f"{r['score_s']:.2f} | {r['total_s']:.2f} | "
-                   f"{r['clips_per_s']:.0f} |")
+    lines += [f"| {x} | {r['num_clips']} | {r['forward_s']:.2f} | "
+              f"{r['score_s']:.2f} | {r['total_s']:.2f} | "
+              f"{r['clips_per_s']:.0f} |" for x, r in
+              ((x, ev[x]) for x in srcs)]
   lines += ["", f"peak host RSS {res['peak_rss_mib']:.0f} MiB; device 0 "
             f"memory stats: {res['device_memory']}"]
   return "\n".join(lines)

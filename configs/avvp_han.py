@@ -30,8 +30,8 @@ def get_config(arg=None):
   c.model = common.avvp_net(**VARIANTS[arg.variant])
   if arg.data == "synthetic":
     c.data = common.synthetic_data()
-    c.num_epochs = 12
-    c.optim.decay_every_epochs = 8
+    c.num_epochs = 6
+    c.optim.decay_every_epochs = 4
   elif arg.data == "llp":
     c.data = common.llp_data()
   else:

@@ -78,6 +78,7 @@ def avvp_base() -> ml_collections.ConfigDict:
       {"gating": "global", "threshold": 0.5, "best_metric": "seg_type"})
   c.log_every_steps = 50
   c.keep_checkpoints = 2
+  c.checkpoint_every_steps = 0  # 0: at epoch ends only
   c.restart = False
   return c
 

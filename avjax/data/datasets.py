@@ -39,7 +39,8 @@ def materialize_synthetic(cfg: synthetic.SyntheticConfig, root: str,
                           num_shards: int = 8) -> str:
   """Writes the synthetic splits once (atomically) and returns the directory."""
   desc = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
-  key = hashlib.sha1(desc.encode()).hexdigest()[:10]
+  with open(synthetic.__file__, "rb") as f:  # a new generator, a new cache
+    key = hashlib.sha1(desc.encode() + f.read()).hexdigest()[:10]
   out = os.path.join(root, f"synthetic_{key}")
   if os.path.exists(os.path.join(out, tfrecord.INFO_FILE)):
     return out

@@ -38,8 +38,45 @@ class Setup:
   train_src: Optional[pipeline.Source]
 
 
+def validate_config(config) -> None:
+  """Rejects impossible values before any data is read or code compiled."""
+  checks = [
+      (config.num_epochs > 0, "num_epochs", "a positive number"),
+      (config.optim.lr > 0, "optim.lr", "a positive float"),
+      (0 < config.optim.decay_factor <= 1, "optim.decay_factor", "in (0, 1]"),
+      (config.eval.gating in ("global", "modality"), "eval.gating",
+       "'global' or 'modality'"),
+      (config.eval.best_metric in avvp_f1.METRIC_KEYS + ("map",),
+       "eval.best_metric", f"one of {avvp_f1.METRIC_KEYS + ('map',)}"),
+      (config.model.input_modalities in ("av", "a", "v"),
+       "model.input_modalities", "'av', 'a' or 'v'"),
+      (config.model.dtype in ("float32", "bfloat16"), "model.dtype",
+       "'float32' or 'bfloat16'"),
+      (config.model.d_model % config.model.num_heads == 0, "model.num_heads",
+       f"a divisor of model.d_model={config.model.d_model}"),
+      (config.log_every_steps > 0, "log_every_steps", "a positive integer"),
+      (config.get("checkpoint_every_steps", 0) >= 0,
+       "checkpoint_every_steps", "0 (epoch ends only) or a positive integer"),
+      (0.0 <= config.model.dropout < 1.0, "model.dropout", "in [0, 1)"),
+  ]
+  bad = [f"config.{k}={_get(config, k)!r}: expected {want}"
+         for ok, k, want in checks if not ok]
+  if bad:
+    raise ValueError("invalid config:\n  " + "\n  ".join(bad))
+
+
+def _get(config, dotted):
+  for part in dotted.split("."):
+    config = config[part]
+  return config
+
+
 def setup(config, train: bool = True) -> Setup:
-  """Validates batch sizes, resolves data and builds the model (no compile)."""
+  """Validates the config and batch sizes, resolves data, builds the model.
+
+  Nothing is compiled here, so every refusal comes before compilation.
+  """
+  validate_config(config)
   local_batch = sharding.check_batch_size(config.batch_size, "batch_size")
   local_eval = sharding.check_batch_size(config.eval_batch_size,
                                          "eval_batch_size")
@@ -113,6 +150,7 @@ def maybe_restore(s: Setup, state, latest, fp):
     return state, meta, 0
   state, meta, step = checkpointing.restore(latest, None, state, fp)
   writers.log("resumed from %s at step %d", latest.directory, step)
+  writers.truncate_jsonl(os.path.dirname(latest.directory), step)
   return state, meta, step
 
 
@@ -140,7 +178,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   s = setup(config)
   os.makedirs(workdir, exist_ok=True)
-  writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
   state, sched = make_state(s)
   fp = fingerprint(s, state.params)
   writers.log("%s: %d params, %d devices on %d host(s), %d steps/epoch, %d "
@@ -149,6 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
               jax.process_count(), s.steps_per_epoch, s.total_steps)
   latest, best = managers(workdir, config)
   state, meta, start = maybe_restore(s, state, latest, fp)
+  writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   step_fn = train_lib.jit_train_step(
       functools.partial(loss_fn, loss_cfg=config.loss), s.mesh,
@@ -159,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   batches = sharding.prefetch_to_mesh(pipeline.train_batches(
       s.train_src, s.local_batch, config.seed, start,
       config.data.shuffle_buffer, s.total_steps), s.mesh)
-  acc = []
+  acc, every = [], config.get("checkpoint_every_steps", 0)
   for step in range(start + 1, s.total_steps + 1):
     state, metrics = step_fn(state, next(batches))
     acc.append(metrics)
@@ -177,10 +215,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       meta = maybe_validate(s, state, step, val, latest, best, meta, fp,
                             writer)
       prog.reset(step)
+    elif every and step % every == 0:
+      checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
   latest.wait_until_finished()
   best.wait_until_finished()
   writer.close()
-  return evaluate_checkpoint(config, workdir, "best", s=s)
+  summary = evaluate_checkpoint(config, workdir, "best", s=s)
+  summary["final_params_sha256"] = train_lib.params_digest(state.params)
+  writers.write_json(os.path.join(workdir, "results.json"), summary)
+  return summary
+
+
+def save_predictions(path: str, ev: avvp_f1.Evaluator, pred) -> None:
+  """Writes decisions in `avjax.score`'s format plus the probabilities."""
+  if jax.process_index() != 0:
+    return
+  a, v = ev.decisions(pred)
+  np.savez_compressed(path, ids=pred["ids"], audio=a, visual=v, **{
+      k: pred[k] for k in ("frame_prob", "global_prob", "audio_prob",
+                           "visual_prob", "segment_mask") if k in pred})
 
 
 def evaluate_checkpoint(config, workdir: str, which: str = "best",
@@ -198,7 +251,12 @@ def evaluate_checkpoint(config, workdir: str, which: str = "best",
   step = None if which in ("best", "latest") else int(which)
   state, meta, step = checkpointing.restore(mgr, step, state, fp)
   splits = splits or [config.data.val_split, config.data.test_split]
-  results = {sp: make_evaluator(s, sp).run(state) for sp in splits}
+  results = {}
+  for sp in splits:
+    ev = make_evaluator(s, sp)
+    pred = ev.predict(state)
+    results[sp] = ev.score(pred)
+    save_predictions(os.path.join(workdir, f"pred_{sp}.npz"), ev, pred)
   summary = {"checkpoint": which, "step": step, "results": results}
   writers.write_json(os.path.join(workdir, f"eval_{which}.json"), summary)
   table = avvp_f1.to_markdown(

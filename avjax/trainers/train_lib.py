@@ -7,6 +7,7 @@ import flax
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from avjax.utils import sharding
@@ -61,7 +62,7 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], *,
     return terms["loss"], terms
 
   grads, terms = jax.grad(objective, has_aux=True)(state.params)
-  gnorm = optax.global_norm(grads)
+  gnorm = optax.tree.norm(grads)
   finite = jnp.isfinite(terms["loss"]) & jnp.isfinite(gnorm)
   new = state.apply_gradients(grads=grads)
   new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
@@ -101,3 +102,15 @@ def param_count(params: Any) -> int:
 def param_shapes(params: Any) -> Dict[str, list]:
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
   return {k: list(v.shape) for k, v in flat.items()}
+
+
+def params_digest(params: Any) -> str:
+  """SHA-256 of all parameter bytes (bit-exact reproducibility checks)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256()
+  flat = flax.traverse_util.flatten_dict(
+      flax.core.unfreeze(jax.device_get(params)), sep="/")
+  for k in sorted(flat):
+    h.update(k.encode())
+    h.update(np.ascontiguousarray(flat[k]).tobytes())
+  return h.hexdigest()

@@ -43,6 +43,17 @@ class Writer:
       self._jsonl.close()
 
 
+def truncate_jsonl(workdir: str, step: int) -> None:
+  """Drops records after `step` (a resumed run rewrites them)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if jax.process_index() != 0 or not os.path.exists(path):
+    return
+  keep = [r for r in read_jsonl(workdir) if r["step"] <= step]
+  with open(path + ".tmp", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in keep)
+  os.replace(path + ".tmp", path)
+
+
 def read_jsonl(workdir: str):
   """All records of `workdir/metrics.jsonl` (resumed runs append)."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -88,6 +99,11 @@ def write_json(path: str, obj) -> None:
   with open(path + ".tmp", "w") as f:
     json.dump(obj, f, indent=1, sort_keys=True)
   os.replace(path + ".tmp", path)
+
+
+def read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
 
 
 def log(msg: str, *args) -> None:

@@ -1,0 +1,374 @@
+"""Converts datasets in their published layouts to avjax TFRecords.
+
+  python -m avjax.prepare <llp|ave|veba|single_label|own> --root=DIR --out=DIR
+      [--num_shards=16] [--workers=K] [--strict] [--overwrite] [options]
+
+`python -m avjax.prepare <dataset> --help` describes the layout that dataset
+must have on disk (the authors' published one for LLP and AVE) and its options.
+
+Output, readable by `avjax.data.tfrecord.read_info` / `pipeline.Source`:
+  OUT/<split>-<i>-of-<n>.tfrecord    the clips (n = min(--num_shards, clips))
+  OUT/dataset_info.json              classes, features, splits (written last)
+  OUT/prepare_report.json            clips written and skipped per split, each
+                                     skipped clip with its reason and error, and
+                                     the reader's annotation-irregularity report
+  OUT/.prepare/                      run fingerprint + one record per shard
+
+Clip i of a split (reader order) goes to shard i % n, so the output does not
+depend on --workers. Workers write whole shards (to .tmp, then renamed) and
+record each completed shard; re-running the same command skips the complete
+shards, so an interrupted conversion resumes. A clip whose feature file is
+missing, misshapen or non-finite is skipped with its reason (missing_file,
+wrong_shape, non_finite, invalid); --strict turns that into an error naming
+the file and field. Progress (clips/s) goes to stderr.
+
+Readers (`avjax.data.<module>`) provide: name, classes, features (FeatureSpecs),
+splits {split: [keys]} in a fixed order, label_keys {split: keys}, report and
+extra (JSON), clip_id(split, key) and load(split, key) -> clip dict, which
+raises FileNotFoundError/ValueError naming the file and field.
+"""
+
+import argparse
+import hashlib
+import importlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from typing import Dict, List, Optional
+
+from avjax.data import tfrecord
+
+DATASETS = {"llp": "avjax.data.llp", "ave": "avjax.data.ave",
+            "veba": "avjax.data.veba",
+            "single_label": "avjax.data.single_label",
+            "own": "avjax.data.own_videos"}
+STATE_DIR = ".prepare"
+REPORT_FILE = "prepare_report.json"
+REASONS = ("missing_file", "wrong_shape", "non_finite", "invalid")
+
+
+class StrictError(RuntimeError):
+  """A clip that would have been skipped, under --strict."""
+
+
+def skip_reason(error: Exception) -> str:
+  msg = str(error)
+  if isinstance(error, FileNotFoundError):
+    return "missing_file"
+  if "unreadable" in msg:
+    return "invalid"
+  if "non-finite" in msg:
+    return "non_finite"
+  if "shape" in msg or "rows" in msg or "segments" in msg:
+    return "wrong_shape"
+  return "invalid"
+
+
+def _write_json(path: str, obj) -> None:
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=1)
+  os.replace(path + ".tmp", path)
+
+
+def write_shard(dataset, split: str, index: int, num_shards: int,
+                out_dir: str, strict: bool = False, tick=None) -> Dict:
+  """Writes clips index, index + n, ... of `split`; returns the shard record."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  name = tfrecord.shard_name(split, index, num_shards)
+  path = os.path.join(out_dir, name)
+  label_keys = dataset.label_keys[split]
+  ids, skipped, max_t = [], [], 0
+  with tf.io.TFRecordWriter(path + ".tmp") as writer:
+    for key in dataset.splits[split][index::num_shards]:
+      try:
+        clip = dataset.load(split, key)
+        max_t = max(max_t, tfrecord.validate_clip(
+            clip, dataset.features, len(dataset.classes), f"split {split!r}"))
+        missing = [k for k in label_keys if k not in clip]
+        if missing:
+          raise ValueError(f"clip {clip['id']!r} lacks label keys {missing}")
+        writer.write(tfrecord.encode_clip(clip, dataset.features, label_keys))
+        ids.append(clip["id"])
+      except (OSError, ValueError) as e:
+        cid = dataset.clip_id(split, key)
+        if strict:
+          raise StrictError(f"--strict: split {split!r}, clip {cid!r}: {e}"
+                            ) from None
+        skipped.append({"id": cid, "reason": skip_reason(e), "error": str(e)})
+      if tick:
+        tick()
+  os.replace(path + ".tmp", path)
+  record = {"split": split, "index": index, "num_shards": num_shards,
+            "file": name, "bytes": os.path.getsize(path), "ids": ids,
+            "num_clips": len(ids), "max_segments": max_t, "skipped": skipped}
+  _write_json(os.path.join(out_dir, STATE_DIR, name + ".json"), record)
+  return record
+
+
+def _read_record(out_dir: str, name: str) -> Optional[Dict]:
+  """The completion record of a shard, if the shard is complete."""
+  try:
+    with open(os.path.join(out_dir, STATE_DIR, name + ".json")) as f:
+      record = json.load(f)
+    if os.path.getsize(os.path.join(out_dir, name)) == record["bytes"]:
+      return record
+  except (OSError, ValueError, KeyError):
+    pass
+  return None
+
+
+def plan(dataset, num_shards: int) -> Dict[str, int]:
+  """Number of shards per non-empty split."""
+  return {s: max(1, min(num_shards, len(k)))
+          for s, k in dataset.splits.items() if k}
+
+
+def fingerprint(dataset, shards: Dict[str, int]) -> str:
+  desc = {"name": dataset.name, "classes": list(dataset.classes),
+          "features": [f.to_json() for f in dataset.features],
+          "label_keys": {s: list(k) for s, k in dataset.label_keys.items()},
+          "shards": shards, "extra": dataset.extra,
+          "clips": {s: hashlib.sha1("\n".join(
+              dataset.clip_id(s, k) for k in keys).encode()).hexdigest()
+                    for s, keys in dataset.splits.items()}}
+  return hashlib.sha1(json.dumps(desc, sort_keys=True).encode()).hexdigest()
+
+
+def _clear(out_dir: str) -> None:
+  shutil.rmtree(os.path.join(out_dir, STATE_DIR), ignore_errors=True)
+  for n in os.listdir(out_dir):
+    if n.endswith((".tfrecord", ".tfrecord.tmp")) or n in (
+        tfrecord.INFO_FILE, REPORT_FILE):
+      os.remove(os.path.join(out_dir, n))
+
+
+def _check_state(out_dir: str, key: str, overwrite: bool) -> None:
+  """Creates OUT/.prepare; refuses to mix runs with different inputs."""
+  state = os.path.join(out_dir, STATE_DIR, "state.json")
+  old = None
+  if os.path.exists(state):
+    with open(state) as f:
+      old = json.load(f).get("fingerprint")
+  elif os.path.exists(os.path.join(out_dir, tfrecord.INFO_FILE)):
+    old = "unknown"
+  if old not in (None, key):
+    if not overwrite:
+      raise SystemExit(
+          f"{out_dir} holds a conversion with other inputs or options; pass "
+          "--overwrite to replace it, or choose another --out")
+    _clear(out_dir)
+  os.makedirs(os.path.join(out_dir, STATE_DIR), exist_ok=True)
+  _write_json(state, {"fingerprint": key})
+
+
+class Progress:
+  """Clips done / total, clips/s and ETA on stderr."""
+
+  def __init__(self, total: int, enabled: bool = True, label: str = ""):
+    self.total, self.enabled, self.label = total, enabled, label
+    self.value, self.start, self.last = 0, time.time(), 0.0
+    self.tty = sys.stderr.isatty()
+
+  def tick(self) -> None:
+    self.value += 1
+    self.draw(self.value)
+
+  def draw(self, done: int, final: bool = False) -> None:
+    now = time.time()
+    if not self.enabled or (not final and now - self.last < (
+        0.5 if self.tty else 10.0)):
+      return
+    self.last = now
+    rate = done / max(now - self.start, 1e-9)
+    eta = (self.total - done) / rate if rate else 0
+    bar = "#" * int(30 * done / max(self.total, 1))
+    line = (f"{self.label} [{bar:<30}] {done}/{self.total} clips "
+            f"{rate:.1f} clips/s ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+    end = "\n" if final or not self.tty else ""
+    sys.stderr.write(("\r" if self.tty else "") + line + end)
+    sys.stderr.flush()
+
+
+_WORKER = {}
+
+
+def _init_worker(dataset, counter) -> None:
+  _WORKER.update(dataset=dataset, counter=counter)
+
+
+def _tick() -> None:
+  with _WORKER["counter"].get_lock():
+    _WORKER["counter"].value += 1
+
+
+def _run_task(task) -> Dict:
+  return write_shard(_WORKER["dataset"], *task, tick=_tick)
+
+
+def _run_pool(dataset, tasks, workers: int, progress: Progress) -> List:
+  ctx = multiprocessing.get_context("spawn")
+  counter = ctx.Value("q", 0)
+  with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker,
+                initargs=(dataset, counter)) as pool:
+    pending = [pool.apply_async(_run_task, (t,)) for t in tasks]
+    while not all(r.ready() for r in pending):
+      for r in pending:
+        if r.ready() and not r.successful():
+          r.get()  # re-raises the worker's error; the pool is terminated
+      progress.draw(counter.value)
+      time.sleep(0.2)
+    return [r.get() for r in pending]
+
+
+def merge(dataset, records: List[Dict]) -> Dict:
+  """dataset_info.json content from the shard records."""
+  info = {"name": dataset.name, "classes": list(dataset.classes),
+          "features": [f.to_json() for f in dataset.features],
+          "max_segments": max([r["max_segments"] for r in records] + [0]),
+          "splits": {}, "extra": dict(dataset.extra)}
+  for split in dataset.splits:
+    mine = sorted((r for r in records if r["split"] == split),
+                  key=lambda r: r["index"])
+    if not mine:
+      continue
+    ids = [i for r in mine for i in r["ids"]]
+    if len(set(ids)) != len(ids):
+      raise ValueError(f"split {split!r}: the reader produced duplicate "
+                       "clip ids")
+    info["splits"][split] = {
+        "num_clips": len(ids), "files": [r["file"] for r in mine],
+        "file_counts": [r["num_clips"] for r in mine],
+        "label_keys": list(dataset.label_keys[split])}
+  return info
+
+
+def build_report(dataset, records: List[Dict], seconds: float) -> Dict:
+  written = {s: v["num_clips"] for s, v in merge(
+      dataset, records)["splits"].items()}
+  skipped = {}
+  for split in dataset.splits:
+    clips = [c for r in records if r["split"] == split for c in r["skipped"]]
+    by_reason = {}
+    for c in clips:
+      by_reason[c["reason"]] = by_reason.get(c["reason"], 0) + 1
+    skipped[split] = {"count": len(clips), "by_reason": by_reason,
+                      "clips": clips}
+  total = sum(written.values()) + sum(v["count"] for v in skipped.values())
+  return {"dataset": dataset.name, "written": written, "skipped": skipped,
+          "seconds": round(seconds, 2),
+          "clips_per_s": round(total / max(seconds, 1e-9), 2),
+          "annotations": dataset.report}
+
+
+def convert(dataset, out_dir: str, num_shards: int = 16, workers: int = 1,
+            strict: bool = False, overwrite: bool = False,
+            progress: bool = True) -> Dict:
+  """Converts every split of `dataset`; returns the report (see module doc)."""
+  os.makedirs(out_dir, exist_ok=True)
+  shards = plan(dataset, num_shards)
+  _check_state(out_dir, fingerprint(dataset, shards), overwrite)
+  done, tasks = [], []
+  for split, n in shards.items():
+    for i in range(n):
+      record = _read_record(out_dir, tfrecord.shard_name(split, i, n))
+      if record:
+        done.append(record)
+      else:
+        tasks.append((split, i, n, out_dir, strict))
+  total = sum(len(dataset.splits[t[0]][t[1]::t[2]]) for t in tasks)
+  bar = Progress(total, progress, dataset.name)
+  start = time.time()
+  if workers > 1 and len(tasks) > 1:
+    done += _run_pool(dataset, tasks, workers, bar)
+  else:
+    done += [write_shard(dataset, *t, tick=bar.tick) for t in tasks]
+  bar.draw(total, final=True)
+  report = build_report(dataset, done, time.time() - start)
+  report["resumed_shards"] = len(done) - len(tasks)
+  _write_json(os.path.join(out_dir, REPORT_FILE), report)
+  info = merge(dataset, done)
+  info["extra"]["prepare"] = {"report": REPORT_FILE, "num_shards": shards}
+  _write_json(os.path.join(out_dir, tfrecord.INFO_FILE), info)
+  return report
+
+
+def read_clips(out_dir: str, split: str, batch_size: int = 16):
+  """Yields the clip dicts of a converted split, unpadded (inspection/tests)."""
+  from avjax.data import pipeline  # pylint: disable=g-import-not-at-top
+  info = tfrecord.read_info(out_dir)
+  specs = info["feature_specs"]
+  src = pipeline.Source(out_dir, split, [s.name for s in specs])
+  for batch in pipeline.eval_batches(src, batch_size):
+    for i in range(int(batch["_mask"].sum())):
+      t = int(batch["segment_mask"][i].sum())
+      clip = {"id": batch["clip_id"][i].decode()}
+      for s in specs:
+        clip[s.name] = batch[s.name][i, :t * s.frames_per_segment]
+      for k in info["splits"][split]["label_keys"]:
+        clip[k] = batch[k][i, :t] if k.startswith("seg_") else batch[k][i]
+      yield clip
+
+
+def summary_lines(report: Dict, out_dir: str) -> List[str]:
+  written = report["written"]
+  lines = [f"{report['dataset']}: wrote {sum(written.values())} clips "
+           f"({', '.join(f'{s} {n}' for s, n in written.items())}) in "
+           f"{report['seconds']} s ({report['clips_per_s']} clips/s); "
+           f"{report['resumed_shards']} shard(s) were already complete"]
+  for split, s in report["skipped"].items():
+    if s["count"]:
+      reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["by_reason"].items()))
+      lines.append(f"  skipped {s['count']} {split} clip(s): {reasons}; "
+                   f"e.g. {s['clips'][0]['error']}")
+  for key, value in report["annotations"].get("summary", {}).items():
+    lines.append(f"  annotations: {key}: {json.dumps(value)}")
+  lines.append(f"  report: {os.path.join(out_dir, REPORT_FILE)}")
+  return lines
+
+
+def make_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="python -m avjax.prepare", description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = parser.add_subparsers(dest="dataset", required=True,
+                              metavar="{" + ",".join(DATASETS) + "}")
+  for name, module_name in DATASETS.items():
+    module = importlib.import_module(module_name)
+    p = sub.add_parser(name, description=module.__doc__,
+                       help=module.__doc__.split("\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", required=True, help="dataset folder (layout "
+                   "above)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--num_shards", type=int, default=16,
+                   help="shards per split (fewer if a split is smaller)")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="processes writing shards in parallel")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first bad clip instead of skipping it")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a conversion with other inputs in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    module.add_arguments(p)
+  return parser
+
+
+def main(argv=None) -> int:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  args = make_parser().parse_args(argv)
+  dataset = importlib.import_module(DATASETS[args.dataset]).from_args(args)
+  try:
+    report = convert(dataset, args.out, args.num_shards, args.workers,
+                     args.strict, args.overwrite, not args.quiet)
+  except StrictError as e:
+    sys.stderr.write(f"error: {e}\n")
+    return 2
+  sys.stderr.write("\n".join(summary_lines(report, args.out)) + "\n")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
