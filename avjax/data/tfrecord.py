@@ -20,7 +20,7 @@ keys each split carries, and per-shard clip counts, so readers never guess.
 
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -211,7 +211,7 @@ def _assert_all(tf, ok, ids, message):
 
 
 def parse_batch(serialized, info: dict, split: str,
-                features: Sequence[str]) -> Dict[str, "tf.Tensor"]:
+                features: Sequence[str]) -> Dict[str, Any]:
   """Parses a batch of serialized examples into padded dense tensors.
 
   Args:

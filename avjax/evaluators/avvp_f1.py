@@ -2,7 +2,6 @@
 
 from typing import Dict
 
-import jax
 import numpy as np
 
 from avjax.data import pipeline

@@ -4,7 +4,7 @@ HAN (Tian et al. 2020) is the default configuration; later methods (MA,
 cross-modal learning, VEBA) are configurations of the same pieces.
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import flax.linen as nn
 import jax.numpy as jnp

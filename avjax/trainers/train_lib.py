@@ -41,10 +41,6 @@ def create_train_state(model, tx: optax.GradientTransformation,
   return jax.jit(init, out_shardings=shardings)(rng)
 
 
-def abstract_state(state_fn: Callable[[], TrainState]):
-  return jax.eval_shape(state_fn)
-
-
 def train_step(state: TrainState, batch: Dict[str, jax.Array], *,
                loss_fn: Callable[[Dict, Dict], Dict[str, jax.Array]]
                ) -> tuple[TrainState, Dict[str, jax.Array]]:

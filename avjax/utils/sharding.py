@@ -1,6 +1,5 @@
 """Device mesh, shardings and host-to-global-array feeding (multi-host safe)."""
 
-import collections
 import queue
 import threading
 from typing import Dict, Iterator

@@ -4,7 +4,6 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
-import numpy as np
 
 from avjax.data import pipeline
 from tests import testing_utils as tu

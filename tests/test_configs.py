@@ -1,0 +1,57 @@
+"""Every config file builds (with each variant) and its model initialises."""
+
+import glob
+import importlib
+import os
+
+from absl.testing import absltest
+import jax
+import jax.numpy as jnp
+
+from avjax.data import schema
+from avjax.models import build
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
+    os.path.join(REPO, "configs", "*.py"))
+                 if not os.path.basename(p).startswith(("_", "common")))
+LLP_INFO = {"classes": ["c"] * 25, "feature_specs": schema.LLP_FEATURES}
+
+
+def variants(mod):
+  return ["runlocal"] + [f"runlocal,variant={v}" for v in
+                         getattr(mod, "VARIANTS", {})]
+
+
+class ConfigsTest(absltest.TestCase):
+
+  def test_every_config_builds_and_initialises(self):
+    self.assertNotEmpty(CONFIGS)
+    for name in CONFIGS:
+      mod = importlib.import_module(f"configs.{name}")
+      for arg in variants(mod):
+        with self.subTest(config=name, arg=arg):
+          c = mod.get_config(arg)
+          self.assertEqual(c.experiment_name.split("_")[0],
+                           name.split("_")[0])
+          if "model" not in c or c.model.get("name") != "avvp_net":
+            continue
+          model = build.build(c.model, LLP_INFO)
+          x = {"audio": jnp.zeros((1, 10, 128)),
+               "visual": jnp.zeros((1, 80, 2048)),
+               "motion": jnp.zeros((1, 10, 512)),
+               "segment_mask": jnp.ones((1, 10))}
+          shapes = jax.eval_shape(
+              lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)
+          self.assertIn("params", shapes)
+
+  def test_unknown_argument_rejected(self):
+    from configs import avvp_han  # pylint: disable=g-import-not-at-top
+    with self.assertRaisesRegex(ValueError, "unknown config argument 'fast'"):
+      avvp_han.get_config("fast")
+    with self.assertRaisesRegex(ValueError, "variant='big'"):
+      avvp_han.get_config("variant=big")
+
+
+if __name__ == "__main__":
+  absltest.main()
