@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "absl-py==2.5.1",
     "clu==0.0.12",
     "h5py==3.14.0",
+    "importlib_resources==7.1.0",
     "matplotlib==3.11.2",
 ]
 

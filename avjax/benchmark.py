@@ -9,16 +9,16 @@ Builds the run as `avjax.trainers.avvp_weak` does (`setup`, `make_state`,
 (default configs/avvp_han.py: HAN, d=512) on a temporary TFRecord dataset of
 LLP shape with random features (audio [T, 128], visual [T*8, 2048], motion
 [T, 512], T = 10, 25 classes). Per global batch size: `lower_s`, `compile_s`
-of the train step; `gflop`, XLA's cost analysis of the compiled step (per
-device program) times the device count; and per source `step_ms`, the median
-of --steps blocking steps after --warmup, `clips_per_s` = batch / mean step
-time (input stalls included), `gflop_per_s` = gflop / median step time.
+of the train step; `gflop`: XLA cost analysis of the compiled step (per-device
+program) times the device count; per source, over --steps blocking steps after
+--warmup: `step_ms` (median wall), `cpu_ms` (median process CPU, all threads),
+`clips_per_s` (batch / mean wall, input stalls included), `gflop_per_s`.
 Sources: `synthetic_arrays` (one device-resident batch: the model alone) and
 `tfrecord` (`pipeline.train_batches` + `sharding.prefetch_to_mesh`, as the
 trainer feeds it). Eval: `predict_step` over --num_eval_clips clips in padded
 batches of config.eval_batch_size, gathered and scored by the trainer's AVVP
 evaluator (segment/event F1 + mAP). Also: jax version, device kind and count,
-CPU count, peak host RSS, device-0 memory stats (None on CPU).
+CPU count and load, peak host RSS, device-0 memory stats (None on CPU).
 
 --devices=N forces N host (CPU) devices with the `jax_num_cpu_devices` option
 (it overrides XLA_FLAGS=--xla_force_host_platform_device_count). It must be
@@ -193,31 +193,31 @@ def fake_batch(s, keys: Sequence[str], n: int, rng,
 
 def step_gflop(compiled) -> Optional[float]:
   """XLA's FLOP count of a compiled SPMD step over all devices, in GFLOP."""
-  cost = compiled.cost_analysis()
-  if isinstance(cost, (list, tuple)):
-    cost = cost[0] if cost else None
-  if not cost or "flops" not in cost:
-    return None
-  return float(cost["flops"]) * jax.device_count() / 1e9
+  cost = compiled.cost_analysis()  # a list of dicts in older JAX versions
+  cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+  flops = (cost or {}).get("flops")
+  return None if flops is None else float(flops) * jax.device_count() / 1e9
 
 
 def time_steps(step, state, batches: Iterator, warmup: int, steps: int):
-  """Runs warmup + steps blocking train steps; returns state, timed seconds."""
-  times = []
+  """Runs warmup + steps blocking steps; returns state, wall and CPU secs."""
+  wall, cpu = [], []
   for i in range(warmup + steps):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     state, metrics = step(state, next(batches))
     jax.block_until_ready((state, metrics))
     if i >= warmup:
-      times.append(time.perf_counter() - t0)
-  return state, times
+      wall.append(time.perf_counter() - t0)
+      cpu.append(time.process_time() - c0)
+  return state, wall, cpu
 
 
-def timing(times: List[float], batch_size: int,
+def timing(wall: List[float], cpu: List[float], batch_size: int,
            gflop: Optional[float]) -> Dict[str, float]:
-  med, mean = float(np.median(times)), float(np.mean(times))
+  med, mean = float(np.median(wall)), float(np.mean(wall))
   return {"step_ms": 1e3 * med, "step_ms_mean": 1e3 * mean,
-          "step_ms_max": 1e3 * max(times),
+          "step_ms_max": 1e3 * max(wall),
+          "cpu_ms": 1e3 * float(np.median(cpu)),
           "clips_per_s": batch_size / mean,
           "gflop_per_s": gflop / med if gflop else None}
 
@@ -237,16 +237,16 @@ def bench_batch(s, state, step_fn, batch_size: int, sources: Sequence[str],
   row = {"batch_size": batch_size, "lower_s": t1 - t0, "compile_s": t2 - t1,
          "gflop": gflop}
   if "synthetic_arrays" in sources:
-    state, times = time_steps(compiled, state, itertools.repeat(batch),
-                              warmup, steps)
-    row["synthetic_arrays"] = timing(times, batch_size, gflop)
+    state, *times = time_steps(compiled, state, itertools.repeat(batch),
+                               warmup, steps)
+    row["synthetic_arrays"] = timing(*times, batch_size, gflop)
   del batch
   if "tfrecord" in sources:
     batches = sharding.prefetch_to_mesh(pipeline.train_batches(
         s.train_src, local, s.config.seed, 0, s.config.data.shuffle_buffer,
         warmup + steps), s.mesh)
-    state, times = time_steps(compiled, state, batches, warmup, steps)
-    row["tfrecord"] = dict(timing(times, batch_size, gflop),
+    state, *times = time_steps(compiled, state, batches, warmup, steps)
+    row["tfrecord"] = dict(timing(*times, batch_size, gflop),
                            steps_per_epoch=s.train_src.steps_per_epoch(local))
   row.update(memory_info())
   return state, row
@@ -355,14 +355,14 @@ def format_tables(res: Dict[str, Any]) -> str:
            f", {m['params']:,} params; median of {res['steps']} steps", ""]
   srcs = [x for x in SOURCES if x in res["sources"]]
   lines += ["| batch | compile s | GFLOP/step | " + " | ".join(
-      f"{x} ms | {x} clips/s | {x} GFLOP/s" for x in srcs) + " | RSS MiB |",
-            "|---" * (4 + 3 * len(srcs)) + "|"]
+      f"{x} ms | {x} CPU ms | {x} clips/s | {x} GFLOP/s" for x in srcs) +
+            " | RSS MiB |", "|---" * (4 + 4 * len(srcs)) + "|"]
   for r in res["train"]:
     cells = [r["batch_size"], _fmt(r["lower_s"] + r["compile_s"], ".2f"),
              _fmt(r["gflop"], ".2f")]
     for x in srcs:
-      cells += [_fmt(r[x]["step_ms"]), _fmt(r[x]["clips_per_s"], ".0f"),
-                _fmt(r[x]["gflop_per_s"])]
+      cells += [_fmt(r[x][k]) for k in ("step_ms", "cpu_ms")]
+      cells += [_fmt(r[x]["clips_per_s"], ".0f"), _fmt(r[x]["gflop_per_s"])]
     cells.append(_fmt(r["peak_rss_mib"], ".0f"))
     lines.append("| " + " | ".join(map(str, cells)) + " |")
   if "eval" in res:

@@ -17,7 +17,8 @@ Output, readable by `avjax.data.tfrecord.read_info` / `pipeline.Source`:
 Clip i of a split (reader order) goes to shard i % n, so the output does not
 depend on --workers. Workers write whole shards (to .tmp, then renamed) and
 record each completed shard; re-running the same command skips the complete
-shards, so an interrupted conversion resumes. A clip whose feature file is
+shards, so an interrupted conversion resumes (after editing feature files,
+pass --overwrite to rewrite everything). A clip whose feature file is
 missing, misshapen or non-finite is skipped with its reason (missing_file,
 wrong_shape, non_finite, invalid); --strict turns that into an error naming
 the file and field. Progress (clips/s) goes to stderr.
@@ -85,13 +86,17 @@ def write_shard(dataset, split: str, index: int, num_shards: int,
     for key in dataset.splits[split][index::num_shards]:
       try:
         clip = dataset.load(split, key)
-        max_t = max(max_t, tfrecord.validate_clip(
-            clip, dataset.features, len(dataset.classes), f"split {split!r}"))
+        t = tfrecord.validate_clip(clip, dataset.features,
+                                   len(dataset.classes), f"split {split!r}")
         missing = [k for k in label_keys if k not in clip]
         if missing:
           raise ValueError(f"clip {clip['id']!r} lacks label keys {missing}")
-        writer.write(tfrecord.encode_clip(clip, dataset.features, label_keys))
+        # Re-serialised with sorted map keys: identical bytes in any process.
+        writer.write(tf.train.Example.FromString(tfrecord.encode_clip(
+            clip, dataset.features, label_keys)).SerializeToString(
+                deterministic=True))
         ids.append(clip["id"])
+        max_t = max(max_t, t)
       except (OSError, ValueError) as e:
         cid = dataset.clip_id(split, key)
         if strict:
@@ -169,7 +174,7 @@ class Progress:
 
   def __init__(self, total: int, enabled: bool = True, label: str = ""):
     self.total, self.enabled, self.label = total, enabled, label
-    self.value, self.start, self.last = 0, time.time(), 0.0
+    self.value, self.last, self.first = 0, time.time(), None
     self.tty = sys.stderr.isatty()
 
   def tick(self) -> None:
@@ -178,11 +183,14 @@ class Progress:
 
   def draw(self, done: int, final: bool = False) -> None:
     now = time.time()
+    if done and self.first is None:  # rate from the first clip: no startup
+      self.first = (now, done)
     if not self.enabled or (not final and now - self.last < (
         0.5 if self.tty else 10.0)):
       return
     self.last = now
-    rate = done / max(now - self.start, 1e-9)
+    t0, d0 = self.first or (now, done)
+    rate = (done - d0) / (now - t0) if now > t0 else 0.0
     eta = (self.total - done) / rate if rate else 0
     bar = "#" * int(30 * done / max(self.total, 1))
     line = (f"{self.label} [{bar:<30}] {done}/{self.total} clips "
@@ -245,7 +253,9 @@ def merge(dataset, records: List[Dict]) -> Dict:
   return info
 
 
-def build_report(dataset, records: List[Dict], seconds: float) -> Dict:
+def build_report(dataset, records: List[Dict], seconds: float,
+                 processed: int) -> Dict:
+  """Written/skipped clips of all shards; the rate of this run's clips."""
   written = {s: v["num_clips"] for s, v in merge(
       dataset, records)["splits"].items()}
   skipped = {}
@@ -256,10 +266,9 @@ def build_report(dataset, records: List[Dict], seconds: float) -> Dict:
       by_reason[c["reason"]] = by_reason.get(c["reason"], 0) + 1
     skipped[split] = {"count": len(clips), "by_reason": by_reason,
                       "clips": clips}
-  total = sum(written.values()) + sum(v["count"] for v in skipped.values())
   return {"dataset": dataset.name, "written": written, "skipped": skipped,
-          "seconds": round(seconds, 2),
-          "clips_per_s": round(total / max(seconds, 1e-9), 2),
+          "seconds": round(seconds, 2), "clips_processed": processed,
+          "clips_per_s": round(processed / max(seconds, 1e-9), 2),
           "annotations": dataset.report}
 
 
@@ -285,8 +294,10 @@ def convert(dataset, out_dir: str, num_shards: int = 16, workers: int = 1,
     done += _run_pool(dataset, tasks, workers, bar)
   else:
     done += [write_shard(dataset, *t, tick=bar.tick) for t in tasks]
+    if hasattr(dataset, "close"):
+      dataset.close()
   bar.draw(total, final=True)
-  report = build_report(dataset, done, time.time() - start)
+  report = build_report(dataset, done, time.time() - start, total)
   report["resumed_shards"] = len(done) - len(tasks)
   _write_json(os.path.join(out_dir, REPORT_FILE), report)
   info = merge(dataset, done)
@@ -315,9 +326,10 @@ def read_clips(out_dir: str, split: str, batch_size: int = 16):
 def summary_lines(report: Dict, out_dir: str) -> List[str]:
   written = report["written"]
   lines = [f"{report['dataset']}: wrote {sum(written.values())} clips "
-           f"({', '.join(f'{s} {n}' for s, n in written.items())}) in "
-           f"{report['seconds']} s ({report['clips_per_s']} clips/s); "
-           f"{report['resumed_shards']} shard(s) were already complete"]
+           f"({', '.join(f'{s} {n}' for s, n in written.items())}); "
+           f"processed {report['clips_processed']} in {report['seconds']} s "
+           f"({report['clips_per_s']} clips/s); {report['resumed_shards']} "
+           "shard(s) were already complete"]
   for split, s in report["skipped"].items():
     if s["count"]:
       reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["by_reason"].items()))
@@ -367,6 +379,9 @@ def main(argv=None) -> int:
     sys.stderr.write(f"error: {e}\n")
     return 2
   sys.stderr.write("\n".join(summary_lines(report, args.out)) + "\n")
+  if not sum(report["written"].values()):
+    sys.stderr.write("error: no clip was written; see the reasons above\n")
+    return 1
   return 0
 
 

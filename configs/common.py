@@ -73,7 +73,10 @@ def avvp_base() -> ml_collections.ConfigDict:
       {"lr": 3e-4, "decay_every_epochs": 10, "decay_factor": 0.1,
        "grad_clip": 0.0})
   c.loss = ml_collections.ConfigDict(
-      {"audio_smoothing": 0.0, "visual_smoothing": 0.1})
+      {"audio_smoothing": 0.0, "visual_smoothing": 0.1,
+       "type": "han",  # or "han_nce": plus MA's temporal contrastive term
+       "nce_weight": 1.0, "nce_tau": 0.2, "nce_smoothing": 0.1,
+       "use_modality_labels": False})  # True: train on refined labels (MA)
   c.eval = ml_collections.ConfigDict(
       {"gating": "global", "threshold": 0.5, "best_metric": "seg_type"})
   c.log_every_steps = 50

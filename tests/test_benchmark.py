@@ -13,8 +13,8 @@ TINY = ("--batch_sizes=8", "--steps=2", "--warmup=1",
         "--num_train_clips=32", "--num_eval_clips=20",
         "--config.eval_batch_size=16", "--config.model.d_model=32",
         "--config.model.d_ff=32", "--config.data.shuffle_buffer=16")
-TIMING_KEYS = ("step_ms", "step_ms_mean", "step_ms_max", "clips_per_s",
-               "gflop_per_s")
+TIMING_KEYS = ("step_ms", "step_ms_mean", "step_ms_max", "cpu_ms",
+               "clips_per_s", "gflop_per_s")
 EVAL_KEYS = ("forward_s", "total_s", "clips_per_s")
 
 

@@ -1,9 +1,11 @@
 """python -m avjax.prepare: CLI, determinism over workers, resume, refusal."""
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 
 from absl.testing import absltest
@@ -17,16 +19,21 @@ from avjax.data import tfrecord
 
 
 def shard_bytes(out):
-  return {n: open(os.path.join(out, n), "rb").read()
+  return {n: hashlib.sha1(open(os.path.join(out, n), "rb").read()).hexdigest()
           for n in sorted(os.listdir(out)) if n.endswith(".tfrecord")}
 
 
 class PrepareTest(absltest.TestCase):
 
+  def tmp(self) -> str:
+    d = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+    return d
+
   def setUp(self):
     super().setUp()
-    self.root = tempfile.mkdtemp()
-    self.out = tempfile.mkdtemp()
+    self.root = self.tmp()
+    self.out = self.tmp()
     self.names = make_llp_fixture.write_fixture(self.root, train=7, val=3,
                                                 test=2)
 
@@ -75,12 +82,13 @@ class PrepareTest(absltest.TestCase):
     self.assertEqual(rc, 2)
     self.assertRegex(err, r"--strict: split 'test'.*vggish.*feature 'audio':"
                      " file not found")
-    self.assertFalse(os.path.exists(os.path.join(self.out, "dataset_info.json")))
+    self.assertFalse(os.path.exists(os.path.join(self.out,
+                                                 tfrecord.INFO_FILE)))
 
   def test_workers_give_identical_shards(self):
     ds = llp.LLPDataset(self.root)
     prepare.convert(ds, self.out, num_shards=3, workers=1, progress=False)
-    out2 = tempfile.mkdtemp()
+    out2 = self.tmp()
     prepare.convert(ds, out2, num_shards=3, workers=2, progress=False)
     self.assertEqual(shard_bytes(self.out), shard_bytes(out2))
     self.assertEqual(tfrecord.read_info(self.out)["splits"],
@@ -98,6 +106,7 @@ class PrepareTest(absltest.TestCase):
     open(os.path.join(self.out, "val-00000-of-00003.tfrecord.tmp"), "w")
     report = prepare.convert(ds, self.out, num_shards=3, progress=False)
     self.assertEqual(report["resumed_shards"], 7)
+    self.assertEqual(report["clips_processed"], 2)  # train clips 1 and 4
     self.assertEqual(shard_bytes(self.out), before)
     for n, t in mtimes.items():
       if n != lost:

@@ -59,6 +59,19 @@ FEATURES = {"audio": ("audio_feature.h5", schema.FeatureSpec(
             "visual_vec": ("visual_feature_vec.h5", schema.FeatureSpec(
                 "visual_vec", 1, (512,)))}
 Row = collections.namedtuple("Row", "category video_id quality start end")
+POLICY = {
+    "empty_event_rows": "end <= start: no event segment (all background)",
+    "clipped_event_rows": "interval clipped to [0, 10]",
+    "duplicate_video_ids": "clip id <VideoID>#<row> for each such row",
+    "videos_in_several_splits": "kept in each split",
+    "rows_in_no_split": "not written", "rows_in_several_splits": "kept",
+    "split_rows_not_in_annotations": "dropped",
+    "split_order_mismatch": "*_order.h5 wins over the split txt",
+    "labels_h5_mismatch": "labels.h5 used (labels_source=auto|h5), else "
+                          "the annotations",
+    "features": "a row with NaN/Inf is skipped and reported (an error with "
+                "--strict)",
+}
 _add = single_label.add_issue
 
 
@@ -198,7 +211,8 @@ def new_report() -> Dict:
           "videos_in_several_splits", "rows_in_no_split",
           "rows_in_several_splits", "split_rows_not_in_annotations",
           "split_order_mismatch", "labels_h5_mismatch")
-  return {"files": {}, **{k: single_label.new_issue() for k in keys}}
+  return {"files": {}, "policy": POLICY,
+          **{k: single_label.new_issue() for k in keys}}
 
 
 def read_annotations(root: str, h5_dirs=None):

@@ -45,6 +45,20 @@ SPLITS = ("train", "val", "test")
 STREAMS = {s.spec.name: s for s in single_label.LLP_STREAMS}
 DENSE_KEYS = ("labels", "audio_labels", "visual_labels", "seg_audio",
               "seg_visual")
+POLICY = {
+    "unmatched_rows": "ignored (as in the HAN evaluation)",
+    "empty_interval_rows": "skipped: the row adds no segment",
+    "clipped_rows": "interval clipped to [0, 10]",
+    "duplicate_rows": "harmless: labels are a union",
+    "clips_without_audio_rows": "all-negative audio ground truth",
+    "clips_without_visual_rows": "all-negative visual ground truth",
+    "weak_dense_mismatch": "labels = the published weak labels "
+                           "(video_labels=weak) or the dense union (dense); "
+                           "audio_labels/visual_labels = the dense union",
+    "duplicate_weak_labels": "deduplicated (multi-hot)",
+    "features": "a clip with a missing, misshapen or non-finite feature "
+                "file is skipped and reported (an error with --strict)",
+}
 
 
 def feature_id(filename: str) -> str:
@@ -81,7 +95,8 @@ class LLPDataset:
     self.features = tuple(s.spec for s in self.streams)
     self.video_labels = video_labels
     self.ids, self.labels, self.dense = {}, {}, {}
-    self.report = {"annotations_dir": adir, "video_labels": video_labels}
+    self.report = {"annotations_dir": adir, "video_labels": video_labels,
+                   "policy": POLICY}
     for split in splits:
       if split in annotations.DENSE_SPLITS:
         self._read_dense(split, eval_audio, eval_visual)

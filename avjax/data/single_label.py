@@ -8,7 +8,8 @@ Layout (`python -m avjax.prepare single_label --root=DIR ...`):
                          (default: the sorted distinct labels of clips.csv).
   DIR/features.json      optional: the feature streams (see `parse_streams`);
                          default: the LLP streams `feats/vggish` [T, 128],
-                         `feats/res152` [8T, 2048], `feats/r2plus1d_18` [T, 512].
+                         `feats/res152` [8T, 2048],
+                         `feats/r2plus1d_18` [T, 512].
   DIR/<folder>/<id>.npy  one float array per clip and stream.
 
 Each clip gets one-hot `labels`. Policy: a row repeating an (id, split)

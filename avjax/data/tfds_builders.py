@@ -34,15 +34,18 @@ NUM_SEGMENTS = 10
 MAX_LOGGED = 5
 
 
+def _float_tensor(shape) -> tfds.features.Tensor:
+  return tfds.features.Tensor(shape=shape, dtype=np.float32,
+                              encoding=tfds.features.Encoding.BYTES)
+
+
 def _features(specs, num_classes: int) -> tfds.features.FeaturesDict:
-  float_tensor = lambda shape: tfds.features.Tensor(  # pylint: disable=g-long-lambda
-      shape=shape, dtype=np.float32, encoding=tfds.features.Encoding.BYTES)
   d = {"clip_id": tfds.features.Text(),
        "has_dense": tfds.features.Tensor(shape=(), dtype=np.bool_)}
   for s in specs:
-    d[s.name] = float_tensor((NUM_SEGMENTS * s.frames_per_segment,) + s.shape)
+    d[s.name] = _float_tensor((NUM_SEGMENTS * s.frames_per_segment,) + s.shape)
   for k in schema.LABEL_KEYS:
-    d[k] = float_tensor((num_classes,))
+    d[k] = _float_tensor((num_classes,))
   for k in schema.DENSE_KEYS:
     d[k] = tfds.features.Tensor(shape=(NUM_SEGMENTS, num_classes),
                                 dtype=np.uint8)

@@ -99,7 +99,7 @@ def encode_clip(clip: dict, features: Sequence[schema.FeatureSpec],
     raw = np.asarray(clip[key]).astype(np.uint8).tobytes()
     f[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw]))
   return tf.train.Example(features=tf.train.Features(
-      feature=f)).SerializeToString()
+      feature=f)).SerializeToString(deterministic=True)
 
 
 class DatasetWriter:

@@ -39,7 +39,7 @@ import collections
 import csv
 import dataclasses
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -72,13 +72,18 @@ class VebaDataset:
   """Reader of the layout above."""
 
   def __init__(self, root: str, dense_splits: Sequence[str] = DENSE_SPLITS,
-               streams: str = None, name: str = "veba"):
+               streams: Optional[str] = None, name: str = "veba"):
     self.root, self.name = root, name
     self.classes = tuple(single_label.read_lines(
         os.path.join(root, "classes.txt")))
     self.streams = single_label.resolve_streams(root, streams)
     self.features = tuple(s.spec for s in self.streams)
     self.report = {k: single_label.new_issue() for k in ISSUES}
+    self.report["policy"] = {
+        "visible_not_audible": "kept as visual label", "events_unknown_clip":
+        "ignored", "events_not_dense_split": "ignored", "empty_events":
+        "skipped", "events_not_in_weak": "kept", "duplicate_clips":
+        "first row kept"}
     self.clips, splits = {}, collections.defaultdict(list)
     path = os.path.join(root, "clips.csv")
     for line, r in single_label.read_csv(

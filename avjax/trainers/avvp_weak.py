@@ -14,6 +14,7 @@ from avjax.data import datasets
 from avjax.data import pipeline
 from avjax.evaluators import avvp_f1
 from avjax.losses import bce
+from avjax.losses import nce
 from avjax.models import build
 from avjax.trainers import train_lib
 from avjax.utils import checkpointing
@@ -38,6 +39,9 @@ class Setup:
   train_src: Optional[pipeline.Source]
 
 
+LOSS_TYPES = ("han", "han_nce")
+
+
 def validate_config(config) -> None:
   """Rejects impossible values before any data is read or code compiled."""
   checks = [
@@ -58,6 +62,8 @@ def validate_config(config) -> None:
       (config.get("checkpoint_every_steps", 0) >= 0,
        "checkpoint_every_steps", "0 (epoch ends only) or a positive integer"),
       (0.0 <= config.model.dropout < 1.0, "model.dropout", "in [0, 1)"),
+      (config.loss.get("type", "han") in LOSS_TYPES, "loss.type",
+       f"one of {LOSS_TYPES}"),
   ]
   bad = [f"config.{k}={_get(config, k)!r}: expected {want}"
          for ok, k, want in checks if not ok]
@@ -84,6 +90,11 @@ def setup(config, train: bool = True) -> Setup:
   features = build.input_features(config.model)
   pi, pc = jax.process_index(), jax.process_count()
   src = pipeline.Source(data_dir, config.data.train_split, features, pi, pc)
+  missing = [k for k in ("audio_labels", "visual_labels")
+             if k not in src.info["splits"][src.split]["label_keys"]]
+  if config.loss.get("use_modality_labels", False) and missing:
+    raise ValueError(f"config.loss.use_modality_labels=True but split "
+                     f"{src.split!r} of {data_dir} has no {missing}")
   spe = src.steps_per_epoch(local_batch)
   total = int(config.num_epochs * spe)
   if config.get("max_steps"):
@@ -95,9 +106,23 @@ def setup(config, train: bool = True) -> Setup:
 
 
 def loss_fn(out, batch, *, loss_cfg) -> Dict[str, jnp.ndarray]:
-  return bce.han_loss(out, batch["labels"],
-                      audio_smoothing=loss_cfg.audio_smoothing,
-                      visual_smoothing=loss_cfg.visual_smoothing)
+  """`loss_cfg.type`: "han" (HAN's guided loss) or "han_nce" (plus MA's
+  temporal contrastive term); `use_modality_labels` trains the modality heads
+  on the batch's `audio_labels`/`visual_labels` (MA's refined labels)."""
+  per_modality = {}
+  if loss_cfg.get("use_modality_labels", False):
+    per_modality = {"audio_labels": batch["audio_labels"],
+                    "visual_labels": batch["visual_labels"]}
+  terms = bce.han_loss(out, batch["labels"],
+                       audio_smoothing=loss_cfg.audio_smoothing,
+                       visual_smoothing=loss_cfg.visual_smoothing,
+                       **per_modality)
+  if loss_cfg.get("type", "han") == "han_nce":
+    terms["loss_nce"] = nce.temporal_nce(
+        out["audio_emb"], out["visual_in"], batch.get("segment_mask"),
+        tau=loss_cfg.nce_tau, label_smoothing=loss_cfg.nce_smoothing)
+    terms["loss"] = terms["loss"] + loss_cfg.nce_weight * terms["loss_nce"]
+  return terms
 
 
 def batch_shapes(s: Setup) -> Dict[str, jax.ShapeDtypeStruct]:

@@ -29,10 +29,15 @@ def npy(root, stream, filename):
 
 class LLPFixtureTest(absltest.TestCase):
 
+  def tmp(self) -> str:
+    d = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+    return d
+
   def setUp(self):
     super().setUp()
-    self.root = tempfile.mkdtemp()
-    self.out = tempfile.mkdtemp()
+    self.root = self.tmp()
+    self.out = self.tmp()
     self.names = make_llp_fixture.write_fixture(self.root, train=6, val=3,
                                                 test=3)
 
@@ -88,7 +93,7 @@ class LLPFixtureTest(absltest.TestCase):
                       progress=False)
 
   def test_older_eval_file_names_and_separate_annotations(self):
-    adir = tempfile.mkdtemp()
+    adir = self.tmp()
     for n in os.listdir(self.root):
       if n.endswith(".csv") or n.endswith(".txt"):
         shutil.move(os.path.join(self.root, n), adir)
@@ -103,6 +108,11 @@ class LLPFixtureTest(absltest.TestCase):
 
 class LLPRealAnnotationsTest(absltest.TestCase):
 
+  def tmp(self) -> str:
+    d = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+    return d
+
   def setUp(self):
     super().setUp()
     self.adir = shared_llp_dir()
@@ -110,7 +120,7 @@ class LLPRealAnnotationsTest(absltest.TestCase):
       self.skipTest(f"shared LLP annotations not found at {self.adir}")
 
   def test_counts_and_known_irregularities(self):
-    ds = llp.LLPDataset(tempfile.mkdtemp(), self.adir)
+    ds = llp.LLPDataset(self.tmp(), self.adir)
     self.assertEqual({s: len(k) for s, k in ds.splits.items()},
                      {"train": 10000, "val": 649, "test": 1200})
     s = ds.report["summary"]
@@ -130,7 +140,7 @@ class LLPRealAnnotationsTest(absltest.TestCase):
       self.assertNotIn(e["filename"], ds.ids["val"] + ds.ids["test"])
 
   def test_convert_with_a_few_feature_files(self):
-    root, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    root, out = self.tmp(), self.tmp()
     ds = llp.LLPDataset(root, self.adir)
     make_llp_fixture.write_features(
         root, [ds.ids[s][i] for s in ("train", "val", "test") for i in (0, 1)])

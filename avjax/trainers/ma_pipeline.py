@@ -1,0 +1,135 @@
+"""MA (Wu & Yang 2021): base training -> label refinement -> retraining.
+
+  python -m avjax.main --config=configs/avvp_ma.py --workdir=DIR
+
+Stages, each in its own subfolder of the workdir and skipped when that
+folder already holds its final output (so a killed pipeline resumes at the
+stage it was in; inside a training stage `avvp_weak` resumes from its latest
+checkpoint):
+
+  stage1/  `avvp_weak` on the weak labels (`config.loss.type`: "han" or
+           "han_nce" for +C)                              -> results.json
+  refine/  `ma_refine.refine` on stage 1 (only if `config.ma.refine`)
+                                                          -> summary.json
+  stage3/  `avvp_weak` from scratch on refine/dataset with
+           `loss.use_modality_labels=True`                -> results.json
+
+The workdir's `results.json` holds every stage's summary and the final
+model's results (stage 3, or stage 1 without refinement); `results.md`
+compares the stages.
+"""
+
+import os
+from typing import Any, Callable, Dict, Tuple
+
+import jax
+import ml_collections
+
+from avjax.evaluators import avvp_f1
+from avjax.trainers import avvp_weak
+from avjax.trainers import ma_refine
+from avjax.utils import writers
+
+STAGE1, REFINE, STAGE3 = "stage1", "refine", "stage3"
+
+
+def stage_configs(config) -> Tuple[ml_collections.ConfigDict,
+                                   ml_collections.ConfigDict]:
+  """The `avvp_weak` configs of stage 1 and stage 3 (data set later)."""
+  def copy(suffix, modality_labels):
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.trainer = "avvp_weak"
+    c.experiment_name = f"{config.experiment_name}_{suffix}"
+    c.loss.use_modality_labels = modality_labels
+    return c
+  return copy(STAGE1, False), copy(STAGE3, True)
+
+
+def refined_data(stage3_config, refine_dir: str) -> None:
+  """Points a stage-3 config at the refined dataset."""
+  stage3_config.data.name = "ma_refined"
+  stage3_config.data.data_dir = os.path.join(refine_dir, "dataset")
+
+
+def maybe_run(workdir: str, final_file: str,
+              fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+  """Runs a stage unless `workdir/final_file` exists (then loads it)."""
+  path = os.path.join(workdir, final_file)
+  if os.path.exists(path):
+    writers.log("%s: done already (%s), skipped", workdir, final_file)
+    return writers.read_json(path)
+  writers.log("running %s", workdir)
+  return fn()
+
+
+def validate(config) -> None:
+  if config.ma.modalities not in ma_refine.MODALITIES:
+    raise ValueError(f"config.ma.modalities={config.ma.modalities!r}; "
+                     f"valid: {ma_refine.MODALITIES}")
+  if config.ma.checkpoint not in ("latest", "best"):
+    raise ValueError(f"config.ma.checkpoint={config.ma.checkpoint!r}; "
+                     "valid: 'latest', 'best'")
+
+
+def run_stages(config, workdir: str) -> Dict[str, Any]:
+  """Runs (or skips) every stage; returns their summaries by stage name."""
+  validate(config)
+  c1, c3 = stage_configs(config)
+  dirs = {k: os.path.join(workdir, k) for k in (STAGE1, REFINE, STAGE3)}
+  out = {STAGE1: maybe_run(dirs[STAGE1], "results.json",
+                           lambda: avvp_weak.train_and_evaluate(
+                               c1, dirs[STAGE1]))}
+  if not config.ma.refine:
+    return out
+  out[REFINE] = maybe_run(dirs[REFINE], ma_refine.SUMMARY_FILE,
+                          lambda: ma_refine.refine(c1, dirs[STAGE1],
+                                                   dirs[REFINE]))
+  refined_data(c3, dirs[REFINE])
+  out[STAGE3] = maybe_run(dirs[STAGE3], "results.json",
+                          lambda: avvp_weak.train_and_evaluate(
+                              c3, dirs[STAGE3]))
+  return out
+
+
+def comparison_table(config, stages: Dict[str, Any]) -> str:
+  """Markdown: the trained stages on every scored split."""
+  rows = {}
+  for name in (STAGE1, STAGE3):
+    if name in stages:
+      for split, r in stages[name]["results"].items():
+        rows[f"{config.experiment_name} {name} {split}"] = r
+  return avvp_f1.to_markdown(rows)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> Dict[str, Any]:
+  """Runs the pipeline; returns (and writes) `workdir/results.json`."""
+  os.makedirs(workdir, exist_ok=True)
+  writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  stages = run_stages(config, workdir)
+  final = STAGE3 if STAGE3 in stages else STAGE1
+  summary = {"final_stage": final, "results": stages[final]["results"],
+             "step": stages[final].get("step"), "stages": stages}
+  if REFINE in stages:
+    summary["refinement"] = {
+        k: v for k, v in stages[REFINE].items()
+        if k.startswith(("quality_", "dropped_", "no_partner", "num_"))}
+  writers.write_json(os.path.join(workdir, "results.json"), summary)
+  table = comparison_table(config, stages)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+      f.write(table + "\n")
+  writers.log("\n" + table)
+  return summary
+
+
+def evaluate_checkpoint(config, workdir: str, which: str = "best",
+                        splits=None) -> Dict[str, Any]:
+  """Scores the final stage's checkpoint (`avjax.evaluate` entry point)."""
+  c1, c3 = stage_configs(config)
+  if config.ma.refine:
+    refined_data(c3, os.path.join(workdir, REFINE))
+    return avvp_weak.evaluate_checkpoint(c3, os.path.join(workdir, STAGE3),
+                                         which, splits)
+  return avvp_weak.evaluate_checkpoint(c1, os.path.join(workdir, STAGE1),
+                                       which, splits)
