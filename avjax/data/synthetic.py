@@ -73,11 +73,11 @@ class SyntheticConfig:
   num_class_groups: int = 5
   group_corr: float = 0.3
   num_events_probs: Tuple[float, ...] = (0.45, 0.35, 0.2)
-  event_type_probs: Tuple[float, float, float] = (0.3, 0.2, 0.5)
+  event_type_probs: Tuple[float, float, float] = (0.2, 0.05, 0.75)
   full_event_prob: float = 0.25
   short_event_prob: float = 0.3
   max_short_len: int = 2
-  av_sync_prob: float = 0.25
+  av_sync_prob: float = 0.4
   av_max_shift: int = 3
   av_weak_amp: float = 0.5
   amp_jitter: float = 0.25
@@ -86,8 +86,8 @@ class SyntheticConfig:
   distractor_amp: float = 0.5
   background_scale: float = 0.7
   audio_noise: float = 1.2
-  visual_segment_noise: float = 0.8
-  visual_frame_noise: float = 1.2
+  visual_segment_noise: float = 2.0
+  visual_frame_noise: float = 2.5
   visual_unit_noise: float = 0.2
   visibility_range: Tuple[float, float] = (0.5, 1.3)
   motion_noise: float = 1.2

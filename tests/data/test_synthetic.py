@@ -165,9 +165,11 @@ class OracleTest(absltest.TestCase):
 
   def test_localising_per_modality_beats_ignoring_modality(self):
     s = self.stats
-    for k in ("seg_a", "seg_v", "seg_av"):
-      self.assertGreater(s[f"oracle_gated_{k}"],
-                         s[f"ignore_modality_{k}"] + 10.0, k)
+    for k in ("seg_a", "seg_v", "seg_type"):
+      self.assertGreater(s[f"oracle_gated_crossmodal_{k}"],
+                         s[f"ignore_modality_{k}"] + 5.0, k)
+    self.assertGreater(s["oracle_gated_crossmodal_seg_type"],
+                       s["ignore_modality_seg_type"] + 15.0)
 
   def test_cross_modal_context_helps(self):
     s = self.stats
