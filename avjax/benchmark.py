@@ -262,16 +262,6 @@ def eval_arrays(s, num_clips: int) -> List[Dict[str, jax.Array]]:
   return out
 
 
-def predict_arrays(evaluator, state, batches) -> Dict[str, np.ndarray]:
-  """`Evaluator.predict` over device-resident batches instead of a split."""
-  chunks = sharding.gather([evaluator.predict_fn(state, b) for b in batches])
-  out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-  keep = out.pop("_mask") > 0
-  out = {k: v[keep] for k, v in out.items()}
-  out["ids"] = np.asarray(sharding.array_to_ids(out.pop("clip_id_bytes")))
-  return out
-
-
 def time_eval(evaluator, predict) -> Dict[str, float]:
   """Times predict() (forward + gather) and the scoring of its result."""
   t0 = time.perf_counter()
@@ -289,7 +279,7 @@ def bench_eval(s, state, sources: Sequence[str],
   """Eval compile time and throughput from arrays and/or TFRecords."""
   if "tfrecord" in sources:
     evaluator = avvp_weak.make_evaluator(s, s.config.data.val_split)
-  else:  # same evaluator without a split on disk (predict_arrays feeds it)
+  else:  # no split on disk: predict() is fed device arrays
     evaluator = avvp_f1.Evaluator(
         train_lib.jit_predict_step(s.mesh), None, s.local_eval_batch, s.mesh,
         gating=s.config.eval.gating, threshold=s.config.eval.threshold)
@@ -301,7 +291,7 @@ def bench_eval(s, state, sources: Sequence[str],
   jax.block_until_ready(evaluator.predict_fn(state, batches[0]))  # warm jit
   if "synthetic_arrays" in sources:
     res["synthetic_arrays"] = time_eval(
-        evaluator, lambda: predict_arrays(evaluator, state, batches))
+        evaluator, functools.partial(evaluator.predict, state, batches))
   del batches
   if "tfrecord" in sources:
     res["tfrecord"] = time_eval(evaluator, lambda: evaluator.predict(state))

@@ -35,20 +35,25 @@ class Evaluator:
     self.local_batch_size, self.mesh = local_batch_size, mesh
     self.gating, self.threshold = gating, threshold
 
-  def predict(self, state) -> Dict[str, np.ndarray]:
-    """All clips of the split (padding removed), in a host-independent order."""
-    chunks = []
-    for batch in sharding.prefetch_to_mesh(
-        pipeline.eval_batches(self.source, self.local_batch_size), self.mesh):
-      chunks.append(self.predict_fn(state, batch))
-    chunks = sharding.gather(chunks)
+  def predict(self, state, batches=None) -> Dict[str, np.ndarray]:
+    """All clips of the split (padding removed), in a host-independent order.
+
+    `batches` optionally replaces the split with an iterable of global batches
+    (e.g. device-resident arrays in benchmarks); then no count is checked.
+    """
+    check = batches is None
+    if check:
+      batches = sharding.prefetch_to_mesh(
+          pipeline.eval_batches(self.source, self.local_batch_size),
+          self.mesh)
+    chunks = sharding.gather([self.predict_fn(state, b) for b in batches])
     out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     keep = out.pop("_mask") > 0
     out = {k: v[keep] for k, v in out.items()}
     out["ids"] = np.asarray(sharding.array_to_ids(out.pop("clip_id_bytes")))
     order = np.argsort(out["ids"], kind="stable")
     out = {k: v[order] for k, v in out.items()}
-    if len(out["ids"]) != self.source.num_clips:
+    if check and len(out["ids"]) != self.source.num_clips:
       raise RuntimeError(
           f"evaluated {len(out['ids'])} clips of split "
           f"{self.source.split!r} but it has {self.source.num_clips}")
