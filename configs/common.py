@@ -54,7 +54,10 @@ def avvp_net(**overrides) -> ml_collections.ConfigDict:
       "name": "avvp_net", "d_model": 512, "num_layers": 1, "num_heads": 1,
       "d_ff": 512, "dropout": 0.1, "cross_attention": True,
       "input_modalities": "av", "use_frames": True, "use_motion": True,
-      "pool_first": True, "dtype": "float32"})
+      "pool_first": True, "dtype": "float32",
+      # Cross-modal learning (Lamba et al. 2021); all off is HAN.
+      "global_context": False, "separate_self_attention": False,
+      "skip": False, "adversarial": False})
   cfg.update(overrides)
   return cfg
 
@@ -76,7 +79,10 @@ def avvp_base() -> ml_collections.ConfigDict:
       {"audio_smoothing": 0.0, "visual_smoothing": 0.1,
        "type": "han",  # or "han_nce": plus MA's temporal contrastive term
        "nce_weight": 1.0, "nce_tau": 0.2, "nce_smoothing": 0.1,
-       "use_modality_labels": False})  # True: train on refined labels (MA)
+       "use_modality_labels": False,  # True: train on refined labels (MA)
+       # type "crossmodal": global + modality_weight * (audio + visual)
+       # + adv_weight * discriminator BCE (Lamba et al. 2021).
+       "modality_weight": 0.3, "adv_weight": 0.3})
   c.eval = ml_collections.ConfigDict(
       {"gating": "global", "threshold": 0.5, "best_metric": "seg_type"})
   c.log_every_steps = 50

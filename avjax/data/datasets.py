@@ -20,6 +20,11 @@ from avjax.data import schema
 from avjax.data import synthetic
 from avjax.data import tfrecord
 
+# Read once, when the generator module is loaded: a new generator gets a new
+# cache key, and a long-running process keys by the code it actually runs.
+with open(synthetic.__file__, "rb") as _f:
+  _GENERATOR_SOURCE = _f.read()
+
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "avjax")
 
 
@@ -39,8 +44,7 @@ def materialize_synthetic(cfg: synthetic.SyntheticConfig, root: str,
                           num_shards: int = 8) -> str:
   """Writes the synthetic splits once (atomically) and returns the directory."""
   desc = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
-  with open(synthetic.__file__, "rb") as f:  # a new generator, a new cache
-    key = hashlib.sha1(desc.encode() + f.read()).hexdigest()[:10]
+  key = hashlib.sha1(desc.encode() + _GENERATOR_SOURCE).hexdigest()[:10]
   out = os.path.join(root, f"synthetic_{key}")
   if os.path.exists(os.path.join(out, tfrecord.INFO_FILE)):
     return out

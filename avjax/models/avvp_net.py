@@ -7,9 +7,12 @@ cross-modal learning, VEBA) are configurations of the same pieces.
 from typing import Any, Dict
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from avjax.losses import adversarial
 from avjax.models import attention
+from avjax.models import discriminator
 from avjax.models import encoders
 from avjax.models import pooling
 
@@ -28,6 +31,15 @@ class AVVPNet(nn.Module):
     frames_per_segment: visual frames per segment.
     use_frames, use_motion: which visual features feed the visual stream.
     pool_first: average frames before the visual projection (exact rewrite).
+    global_context: global-context-aware attention (`gcaa`) in every
+      attention of the hybrid layers (cross-modal learning's "GCAA").
+    separate_self_attention: per-modality self-attention layers `self_a_i`,
+      `self_v_i`, then one cross-modal layer `han_i` (no self branch) shared by
+      both directions (cross-modal learning's "Base").
+    skip: x = LN(layer(x, ctx) + x) around each hybrid layer, one LN per
+      modality (cross-modal learning's skip connection).
+    adversarial: add a `ModalityDiscriminator` on the attended per-segment
+      features through gradient reversal (outputs `disc_logits`).
     dtype: computation dtype.
   """
   num_classes: int = 25
@@ -42,7 +54,42 @@ class AVVPNet(nn.Module):
   use_frames: bool = True
   use_motion: bool = True
   pool_first: bool = True
+  global_context: bool = False
+  separate_self_attention: bool = False
+  skip: bool = False
+  adversarial: bool = False
   dtype: Any = jnp.float32
+
+  def _layer(self, name, cross=True, self_attn=True):
+    return attention.HybridAttentionLayer(
+        self.d_model, self.num_heads, self.d_ff, self.dropout,
+        cross_attention=cross, self_attention=self_attn,
+        global_context=self.global_context, dtype=self.dtype, name=name)
+
+  def _encode(self, a, v, mask, train):
+    """The stacked hybrid attention layers on streams a, v [B, T, d]."""
+    for i in range(self.num_layers):
+      a0, v0 = a, v
+      if self.separate_self_attention:
+        a = self._layer(f"self_a_{i}", cross=False)(a, a, mask, train=train)
+        v = self._layer(f"self_v_{i}", cross=False)(v, v, mask, train=train)
+        a0, v0 = a, v
+        layer = self._layer(f"han_{i}", self_attn=False)
+      else:
+        layer = self._layer(f"han_{i}", cross=self.cross_attention)
+      a, v = (layer(a, v, mask, train=train), layer(v, a, mask, train=train))
+      if self.skip:
+        a = nn.LayerNorm(dtype=self.dtype, name=f"skip_a_{i}")(a + a0)
+        v = nn.LayerNorm(dtype=self.dtype, name=f"skip_v_{i}")(v + v0)
+    return a, v
+
+  def _discriminate(self, a, v):
+    """Discriminator logits [B, T, 2] on reversed and on detached features."""
+    x = jnp.stack([a, v], axis=2)
+    disc = discriminator.ModalityDiscriminator(dtype=self.dtype,
+                                               name="modality_disc")
+    return {"disc_logits": disc(adversarial.gradient_reversal(x, 1.0)),
+            "disc_logits_detached": disc(jax.lax.stop_gradient(x))}
 
   @nn.compact
   def __call__(self, batch: Dict[str, jnp.ndarray], *,
@@ -50,7 +97,11 @@ class AVVPNet(nn.Module):
     """batch: audio [B,T,Da], visual [B,T*F,Dv], motion [B,T,Dm],
     segment_mask [B,T]. Returns the heads of `AttentiveMMILPooling` plus the
     streams `audio_emb`, `visual_emb` [B,T,d] (after hybrid attention) and
-    `audio_in`, `visual_in` [B,T,d] (before it)."""
+    `audio_in`, `visual_in` [B,T,d] (before it); with `adversarial`, also
+    `disc_logits` [B,T,2] (audio 0, visual 1; features gradient-reversed with
+    scale 1) and `disc_logits_detached` (same values, no feature gradient),
+    which `adversarial.adversarial_terms` combines into a scheduled
+    reversal."""
     mask = batch.get("segment_mask")
     a = v = None
     if "a" in self.input_modalities:
@@ -68,14 +119,11 @@ class AVVPNet(nn.Module):
     a = v if a is None else a
     v = a if v is None else v
     a_in, v_in = a, v
-    for i in range(self.num_layers):
-      layer = attention.HybridAttentionLayer(
-          self.d_model, self.num_heads, self.d_ff, self.dropout,
-          cross_attention=self.cross_attention, dtype=self.dtype,
-          name=f"han_{i}")
-      a, v = (layer(a, v, mask, train=train), layer(v, a, mask, train=train))
+    a, v = self._encode(a, v, mask, train)
     x = jnp.stack([a, v], axis=2)
     out = pooling.AttentiveMMILPooling(self.num_classes, self.dtype,
                                        name="mmil")(x, mask)
     out.update(audio_emb=a, visual_emb=v, audio_in=a_in, visual_in=v_in)
+    if self.adversarial:
+      out.update(self._discriminate(a, v))
     return out

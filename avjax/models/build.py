@@ -22,7 +22,13 @@ def build(model_cfg, info: dict):
         cross_attention=model_cfg.cross_attention,
         input_modalities=model_cfg.input_modalities, frames_per_segment=f,
         use_frames=model_cfg.use_frames, use_motion=model_cfg.use_motion,
-        pool_first=model_cfg.pool_first, dtype=_DTYPES[model_cfg.dtype])
+        pool_first=model_cfg.pool_first,
+        global_context=model_cfg.get("global_context", False),
+        separate_self_attention=model_cfg.get("separate_self_attention",
+                                              False),
+        skip=model_cfg.get("skip", False),
+        adversarial=model_cfg.get("adversarial", False),
+        dtype=_DTYPES[model_cfg.dtype])
   raise ValueError(f"unknown config.model.name={model_cfg.name!r}; valid: "
                    "'avvp_net'")
 

@@ -13,6 +13,7 @@ import numpy as np
 from avjax.data import datasets
 from avjax.data import pipeline
 from avjax.evaluators import avvp_f1
+from avjax.losses import adversarial
 from avjax.losses import bce
 from avjax.losses import nce
 from avjax.models import build
@@ -39,7 +40,7 @@ class Setup:
   train_src: Optional[pipeline.Source]
 
 
-LOSS_TYPES = ("han", "han_nce")
+LOSS_TYPES = ("han", "han_nce", "crossmodal")
 
 
 def validate_config(config) -> None:
@@ -64,6 +65,10 @@ def validate_config(config) -> None:
       (0.0 <= config.model.dropout < 1.0, "model.dropout", "in [0, 1)"),
       (config.loss.get("type", "han") in LOSS_TYPES, "loss.type",
        f"one of {LOSS_TYPES}"),
+      (not config.model.get("adversarial", False)
+       or config.loss.get("type", "han") == "crossmodal", "loss.type",
+       "'crossmodal' when model.adversarial=True (else the discriminator "
+       "is never trained)"),
   ]
   bad = [f"config.{k}={_get(config, k)!r}: expected {want}"
          for ok, k, want in checks if not ok]
@@ -105,10 +110,14 @@ def setup(config, train: bool = True) -> Setup:
                src if train else None)
 
 
-def loss_fn(out, batch, *, loss_cfg) -> Dict[str, jnp.ndarray]:
-  """`loss_cfg.type`: "han" (HAN's guided loss) or "han_nce" (plus MA's
-  temporal contrastive term); `use_modality_labels` trains the modality heads
-  on the batch's `audio_labels`/`visual_labels` (MA's refined labels)."""
+def loss_fn(out, batch, *, loss_cfg, step=None,
+            total_steps: int = 1) -> Dict[str, jnp.ndarray]:
+  """`loss_cfg.type`: "han" (HAN's guided loss), "han_nce" (plus MA's
+  temporal contrastive term) or "crossmodal" (Lamba et al. 2021: modality
+  terms weighted by `modality_weight`, plus `adv_weight` times the
+  discriminator BCE when the model returns `disc_logits`, its reversal scale
+  scheduled by step / total_steps); `use_modality_labels` trains the modality
+  heads on the batch's `audio_labels`/`visual_labels` (MA's refined labels)."""
   per_modality = {}
   if loss_cfg.get("use_modality_labels", False):
     per_modality = {"audio_labels": batch["audio_labels"],
@@ -122,6 +131,13 @@ def loss_fn(out, batch, *, loss_cfg) -> Dict[str, jnp.ndarray]:
         out["audio_emb"], out["visual_in"], batch.get("segment_mask"),
         tau=loss_cfg.nce_tau, label_smoothing=loss_cfg.nce_smoothing)
     terms["loss"] = terms["loss"] + loss_cfg.nce_weight * terms["loss_nce"]
+  if loss_cfg.get("type", "han") == "crossmodal":
+    terms["loss"] = terms["loss_global"] + loss_cfg.modality_weight * (
+        terms["loss_audio"] + terms["loss_visual"])
+    if "disc_logits" in out:
+      terms.update(adversarial.adversarial_terms(
+          out, step, total_steps, batch.get("segment_mask")))
+      terms["loss"] = terms["loss"] + loss_cfg.adv_weight * terms["loss_disc"]
   return terms
 
 
@@ -214,7 +230,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   step_fn = train_lib.jit_train_step(
-      functools.partial(loss_fn, loss_cfg=config.loss), s.mesh,
+      functools.partial(loss_fn, loss_cfg=config.loss,
+                        total_steps=s.total_steps), s.mesh,
       state_sharding)
   val = make_evaluator(s, config.data.val_split)
   writer = writers.Writer(workdir)

@@ -14,9 +14,10 @@ checkpoint):
   stage3/  `avvp_weak` from scratch on refine/dataset with
            `loss.use_modality_labels=True`                -> results.json
 
-The workdir's `results.json` holds every stage's summary and the final
-model's results (stage 3, or stage 1 without refinement); `results.md`
-compares the stages.
+`data.json` pins the dataset directory (resolved once, reused by every
+stage and resume). The workdir's `results.json` holds every stage's summary
+and the final model's results (stage 3, or stage 1 without refinement);
+`results.md` compares the stages.
 """
 
 import os
@@ -25,21 +26,40 @@ from typing import Any, Callable, Dict, Tuple
 import jax
 import ml_collections
 
+from avjax.data import datasets
 from avjax.evaluators import avvp_f1
 from avjax.trainers import avvp_weak
 from avjax.trainers import ma_refine
 from avjax.utils import writers
 
 STAGE1, REFINE, STAGE3 = "stage1", "refine", "stage3"
+DATA_FILE = "data.json"
 
 
-def stage_configs(config) -> Tuple[ml_collections.ConfigDict,
-                                   ml_collections.ConfigDict]:
-  """The `avvp_weak` configs of stage 1 and stage 3 (data set later)."""
+def pin_data(config, workdir: str) -> str:
+  """The dataset directory of the whole pipeline, resolved once.
+
+  Stored in `workdir/data.json` on first use, so every stage (also after a
+  resume) reads the same data even if the synthetic generator changes.
+  """
+  path = os.path.join(workdir, DATA_FILE)
+  if os.path.exists(path):
+    return writers.read_json(path)["data_dir"]
+  data_dir = datasets.resolve(config.data)
+  writers.write_json(path, {"data_dir": data_dir, "name": config.data.name})
+  return data_dir
+
+
+def stage_configs(config, data_dir: str
+                  ) -> Tuple[ml_collections.ConfigDict,
+                             ml_collections.ConfigDict]:
+  """The `avvp_weak` configs of stage 1 and stage 3 (stage 3's data is set
+  by `refined_data`)."""
   def copy(suffix, modality_labels):
     c = ml_collections.ConfigDict(config.to_dict())
     c.trainer = "avvp_weak"
     c.experiment_name = f"{config.experiment_name}_{suffix}"
+    c.data.name, c.data.data_dir = f"{config.data.name}_pinned", data_dir
     c.loss.use_modality_labels = modality_labels
     return c
   return copy(STAGE1, False), copy(STAGE3, True)
@@ -74,7 +94,7 @@ def validate(config) -> None:
 def run_stages(config, workdir: str) -> Dict[str, Any]:
   """Runs (or skips) every stage; returns their summaries by stage name."""
   validate(config)
-  c1, c3 = stage_configs(config)
+  c1, c3 = stage_configs(config, pin_data(config, workdir))
   dirs = {k: os.path.join(workdir, k) for k in (STAGE1, REFINE, STAGE3)}
   out = {STAGE1: maybe_run(dirs[STAGE1], "results.json",
                            lambda: avvp_weak.train_and_evaluate(
@@ -126,7 +146,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 def evaluate_checkpoint(config, workdir: str, which: str = "best",
                         splits=None) -> Dict[str, Any]:
   """Scores the final stage's checkpoint (`avjax.evaluate` entry point)."""
-  c1, c3 = stage_configs(config)
+  c1, c3 = stage_configs(config, pin_data(config, workdir))
   if config.ma.refine:
     refined_data(c3, os.path.join(workdir, REFINE))
     return avvp_weak.evaluate_checkpoint(c3, os.path.join(workdir, STAGE3),

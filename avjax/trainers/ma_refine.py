@@ -34,6 +34,7 @@ import shutil
 from typing import Dict, Iterator, Optional, Tuple
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
@@ -175,7 +176,8 @@ def drop_quality(labels: np.ndarray, kept: np.ndarray,
   return {"dropped": int(dropped.sum()), "truly_absent": int(absent.sum()),
           "precision": hit / max(int(dropped.sum()), 1),
           "recall": hit / max(int(absent.sum()), 1),
-          "label_accuracy_before": agree(y), "label_accuracy_after": agree(kept)}
+          "label_accuracy_before": agree(y),
+          "label_accuracy_after": agree(kept)}
 
 
 def read_clips(data_dir: str, split: str, batch_size: int = 64
@@ -270,7 +272,6 @@ def summarize(pred, e_a, e_v, keep_a, keep_v, classes, extra) -> dict:
 def _sync_hosts(name: str) -> None:
   """Waits for every host (the refined dataset is written by host 0)."""
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices(name)
 
 

@@ -42,19 +42,20 @@ def create_train_state(model, tx: optax.GradientTransformation,
 
 
 def train_step(state: TrainState, batch: Dict[str, jax.Array], *,
-               loss_fn: Callable[[Dict, Dict], Dict[str, jax.Array]]
+               loss_fn: Callable[..., Dict[str, jax.Array]]
                ) -> tuple[TrainState, Dict[str, jax.Array]]:
   """One optimisation step; a non-finite loss leaves the state unchanged.
 
-  loss_fn(model_outputs, batch) returns a dict with a scalar "loss" and any
-  other scalar terms to log.
+  loss_fn(model_outputs, batch, step=state.step) returns a dict with a scalar
+  "loss" and any other scalar terms to log (`step` drives schedules inside a
+  loss, e.g. the gradient-reversal scale of cross-modal learning).
   """
   rng = jax.random.fold_in(state.rng, state.step)
 
   def objective(params):
     out = state.apply_fn({"params": params}, model_inputs(batch), train=True,
                          rngs={"dropout": rng})
-    terms = loss_fn(out, batch)
+    terms = loss_fn(out, batch, step=state.step)
     return terms["loss"], terms
 
   grads, terms = jax.grad(objective, has_aux=True)(state.params)

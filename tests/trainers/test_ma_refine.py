@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
+from avjax.data import schema
 from avjax.data import tfrecord
 from avjax.trainers import avvp_weak
 from avjax.trainers import ma_pipeline
@@ -107,6 +108,34 @@ class RuleTest(absltest.TestCase):
     self.assertAlmostEqual(q["recall"], 0.5)
     self.assertAlmostEqual(q["label_accuracy_before"], 1 / 3)
     self.assertAlmostEqual(q["label_accuracy_after"], 1 / 3)
+
+
+class RefinedDatasetTest(absltest.TestCase):
+
+  def test_adds_modality_labels_to_a_weak_only_split(self):
+    src, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    w = tfrecord.DatasetWriter(src, "fake", tu.CLASSES, tu.FEATURES)
+    w.write_split("train", (tu.fake_clip(i, 3 + i % 2, dense=False)
+                            for i in range(6)), ("labels",), num_shards=2)
+    w.write_split("test", (tu.fake_clip(100 + i) for i in range(3)),
+                  ("labels",) + schema.DENSE_KEYS, num_shards=1)
+    w.finish()
+    ids = [f"clip{i:04d}" for i in range(6)]
+    refined = {c: (np.eye(4, dtype=np.float32)[i % 4],
+                   np.zeros(4, np.float32)) for i, c in enumerate(ids)}
+    info = ma_refine.write_refined_dataset(src, os.path.join(out, "d"),
+                                           "train", refined)
+    self.assertEqual(info["splits"]["train"]["label_keys"],
+                     ["labels", "audio_labels", "visual_labels"])
+    self.assertEqual(info["splits"]["test"]["num_clips"], 3)
+    clips = {c["id"]: c for c in ma_refine.read_clips(
+        os.path.join(out, "d"), "train")}
+    self.assertCountEqual(clips, ids)
+    for i, c in enumerate(ids):
+      np.testing.assert_array_equal(clips[c]["audio_labels"], refined[c][0])
+      self.assertLen(clips[c]["audio"], 3 + i % 2)
+    test = list(ma_refine.read_clips(os.path.join(out, "d"), "test"))
+    self.assertEqual(test[0]["seg_audio"].shape, (5, 4))
 
 
 class LossDispatchTest(absltest.TestCase):

@@ -1,0 +1,29 @@
+"""Modality discriminator of cross-modal learning (Lamba et al. 2021)."""
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class ModalityDiscriminator(nn.Module):
+  """MLP d -> 128 (norm, ReLU) -> 10 (norm, ReLU) -> 1 logit per feature.
+
+  The paper uses BatchNorm; avjax's TrainState carries no `batch_stats`, so
+  LayerNorm stands in for it (no running statistics, same train/eval path).
+
+  Attributes:
+    hidden: widths of the hidden layers (paper: 128, 10).
+    dtype: computation dtype (the logits are float32).
+  """
+  hidden: Sequence[int] = (128, 10)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """x: [..., d] features -> [...] logits (target 0 audio, 1 visual)."""
+    for i, width in enumerate(self.hidden):
+      x = nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(x)
+      x = nn.relu(nn.LayerNorm(dtype=self.dtype, name=f"norm_{i}")(x))
+    x = nn.Dense(1, dtype=self.dtype, name="logit")(x)
+    return x[..., 0].astype(jnp.float32)
