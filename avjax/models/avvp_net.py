@@ -17,6 +17,18 @@ from avjax.models import encoders
 from avjax.models import pooling
 
 
+def _apply_both_ways(layer, a, v, mask, train):
+  """(layer(a, ctx=v), layer(v, ctx=a)) as ONE call on the concatenated batch.
+
+  Same weights and, without dropout, the same outputs as two calls, but twice
+  the rows per matmul (faster on CPU at small batches).
+  """
+  b = a.shape[0]
+  m = None if mask is None else jnp.concatenate([mask, mask])
+  y = layer(jnp.concatenate([a, v]), jnp.concatenate([v, a]), m, train=train)
+  return y[:b], y[b:]
+
+
 class AVVPNet(nn.Module):
   """Hybrid attention network for audio-visual video parsing.
 
@@ -77,7 +89,7 @@ class AVVPNet(nn.Module):
         layer = self._layer(f"han_{i}", self_attn=False)
       else:
         layer = self._layer(f"han_{i}", cross=self.cross_attention)
-      a, v = (layer(a, v, mask, train=train), layer(v, a, mask, train=train))
+      a, v = _apply_both_ways(layer, a, v, mask, train)
       if self.skip:
         a = nn.LayerNorm(dtype=self.dtype, name=f"skip_a_{i}")(a + a0)
         v = nn.LayerNorm(dtype=self.dtype, name=f"skip_v_{i}")(v + v0)

@@ -123,5 +123,22 @@ class PoolingTest(absltest.TestCase):
     self.assertEqual(float(pooling.mean_pool(s, m)[0]), 3.0)
 
 
+
+class BothWaysTest(absltest.TestCase):
+
+  def test_one_concatenated_call_equals_two_calls(self):
+    from avjax.models import attention  # pylint: disable=g-import-not-at-top
+    k = jax.random.split(jax.random.PRNGKey(3), 2)
+    a = jax.random.normal(k[0], (2, 5, 16))
+    v = jax.random.normal(k[1], (2, 5, 16))
+    mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], jnp.float32)
+    layer = attention.HybridAttentionLayer(16, 2, 16, 0.1)
+    params = layer.init(jax.random.PRNGKey(0), a, v, mask, train=False)
+    bound = layer.bind(params)
+    ya, yv = avvp_net._apply_both_ways(bound, a, v, mask, False)  # pylint: disable=protected-access
+    np.testing.assert_allclose(ya, bound(a, v, mask, train=False), atol=1e-5)
+    np.testing.assert_allclose(yv, bound(v, a, mask, train=False), atol=1e-5)
+
+
 if __name__ == "__main__":
   absltest.main()
