@@ -46,17 +46,11 @@ def get_config(arg=None):
   c.loss.type = "crossmodal"
   c.optim.lr = 6e-4
   c.optim.decay_factor = 0.5
-  if arg.data == "synthetic":
-    c.data = common.synthetic_data()
-    c.num_epochs = 6
-    c.optim.decay_every_epochs = 4
-  elif arg.data == "llp":
-    c.data = common.llp_data()
+  common.set_data(c, arg.data)
+  if arg.data == "llp":  # the paper's schedule
     c.batch_size = 64
     c.num_epochs = 40
     c.optim.decay_every_epochs = 6
-  else:
-    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp'")
   if arg.runlocal:
     common.runlocal(c)
   return c

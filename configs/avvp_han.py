@@ -28,14 +28,7 @@ def get_config(arg=None):
   c = common.avvp_base()
   c.experiment_name = f"avvp_han_{arg.variant}"
   c.model = common.avvp_net(**VARIANTS[arg.variant])
-  if arg.data == "synthetic":
-    c.data = common.synthetic_data()
-    c.num_epochs = 6
-    c.optim.decay_every_epochs = 4
-  elif arg.data == "llp":
-    c.data = common.llp_data()
-  else:
-    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp'")
+  common.set_data(c, arg.data)
   if arg.runlocal:
     common.runlocal(c)
   return c

@@ -51,15 +51,9 @@ def get_config(arg=None):
   c.ma = ml_collections.ConfigDict({
       "refine": refine, "modalities": arg.refine, "checkpoint": "latest",
       "batch_size": 256, "threshold": 0.5})
-  if arg.data == "synthetic":
-    c.data = common.synthetic_data()
-    c.num_epochs = 6
-    c.optim.decay_every_epochs = 4
-  elif arg.data == "llp":
-    c.data = common.llp_data()
+  common.set_data(c, arg.data)
+  if arg.data == "llp":
     c.num_epochs = 12  # per stage (reference code); lr x0.1 every 10 epochs
-  else:
-    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp'")
   if arg.runlocal:
     common.runlocal(c)
     c.ma.batch_size = 64

@@ -48,6 +48,19 @@ def llp_data(data_dir: str = "") -> ml_collections.ConfigDict:
       "shuffle_buffer": 1024, "synthetic": {}})
 
 
+def set_data(c: ml_collections.ConfigDict, name: str) -> None:
+  """Sets `c.data` by name; the synthetic default also gets its short
+  schedule (6 epochs, lr decay after 4). LLP keeps the reference schedule."""
+  if name == "synthetic":
+    c.data = synthetic_data()
+    c.num_epochs = 6
+    c.optim.decay_every_epochs = 4
+  elif name == "llp":
+    c.data = llp_data()
+  else:
+    raise ValueError(f"data={name!r}; valid: 'synthetic', 'llp'")
+
+
 def avvp_net(**overrides) -> ml_collections.ConfigDict:
   """HAN's reference model settings (han_notes.md)."""
   cfg = ml_collections.ConfigDict({

@@ -5,8 +5,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
@@ -16,6 +14,7 @@ from avjax.data import llp
 from avjax.data import make_llp_fixture
 from avjax.data import pipeline
 from avjax.data import tfrecord
+from tests import testing_utils
 
 
 def shard_bytes(out):
@@ -25,15 +24,10 @@ def shard_bytes(out):
 
 class PrepareTest(absltest.TestCase):
 
-  def tmp(self) -> str:
-    d = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
-
   def setUp(self):
     super().setUp()
-    self.root = self.tmp()
-    self.out = self.tmp()
+    self.root = testing_utils.make_tempdir(self)
+    self.out = testing_utils.make_tempdir(self)
     self.names = make_llp_fixture.write_fixture(self.root, train=7, val=3,
                                                 test=2)
 
@@ -88,7 +82,7 @@ class PrepareTest(absltest.TestCase):
   def test_workers_give_identical_shards(self):
     ds = llp.LLPDataset(self.root)
     prepare.convert(ds, self.out, num_shards=3, workers=1, progress=False)
-    out2 = self.tmp()
+    out2 = testing_utils.make_tempdir(self)
     prepare.convert(ds, out2, num_shards=3, workers=2, progress=False)
     self.assertEqual(shard_bytes(self.out), shard_bytes(out2))
     self.assertEqual(tfrecord.read_info(self.out)["splits"],

@@ -41,3 +41,12 @@ def write_fake_dataset(out_dir: str, sizes=None, num_shards: int = 4,
              for i in range(n))
     w.write_split(split, clips, keys, num_shards)
   return w.finish()
+
+
+def make_tempdir(test) -> str:
+  """A temporary directory removed when `test` (a TestCase) finishes."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  d = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, d, ignore_errors=True)
+  return d

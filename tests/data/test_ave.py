@@ -1,8 +1,6 @@
 """AVE in its published layout -> TFRecords: round trips, policy, real files."""
 
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import h5py
@@ -10,6 +8,7 @@ import numpy as np
 
 from avjax import prepare
 from avjax.data import ave
+from tests import testing_utils
 
 CATEGORIES = [f"Class {k}, kind" if k % 3 == 0 else f"Class{k}"
               for k in range(28)]
@@ -81,14 +80,9 @@ def write_ave_fixture(root, h5_sub="h5", newline="\n", bom="",
 
 class AVEFixtureTest(absltest.TestCase):
 
-  def tmp(self) -> str:
-    d = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
-
   def setUp(self):
     super().setUp()
-    self.root, self.out = self.tmp(), self.tmp()
+    self.root, self.out = testing_utils.make_tempdir(self), testing_utils.make_tempdir(self)
 
   def test_round_trip(self):
     arrays = write_ave_fixture(self.root)

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
@@ -12,6 +11,7 @@ from avjax import prepare
 from avjax.data import llp
 from avjax.data import llp_annotations
 from avjax.data import make_llp_fixture
+from tests import testing_utils
 
 FEATS = {"audio": "vggish", "visual": "res152", "motion": "r2plus1d_18"}
 
@@ -29,15 +29,10 @@ def npy(root, stream, filename):
 
 class LLPFixtureTest(absltest.TestCase):
 
-  def tmp(self) -> str:
-    d = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
-
   def setUp(self):
     super().setUp()
-    self.root = self.tmp()
-    self.out = self.tmp()
+    self.root = testing_utils.make_tempdir(self)
+    self.out = testing_utils.make_tempdir(self)
     self.names = make_llp_fixture.write_fixture(self.root, train=6, val=3,
                                                 test=3)
 
@@ -93,7 +88,7 @@ class LLPFixtureTest(absltest.TestCase):
                       progress=False)
 
   def test_older_eval_file_names_and_separate_annotations(self):
-    adir = self.tmp()
+    adir = testing_utils.make_tempdir(self)
     for n in os.listdir(self.root):
       if n.endswith(".csv") or n.endswith(".txt"):
         shutil.move(os.path.join(self.root, n), adir)
@@ -108,11 +103,6 @@ class LLPFixtureTest(absltest.TestCase):
 
 class LLPRealAnnotationsTest(absltest.TestCase):
 
-  def tmp(self) -> str:
-    d = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
-
   def setUp(self):
     super().setUp()
     self.adir = shared_llp_dir()
@@ -120,7 +110,7 @@ class LLPRealAnnotationsTest(absltest.TestCase):
       self.skipTest(f"shared LLP annotations not found at {self.adir}")
 
   def test_counts_and_known_irregularities(self):
-    ds = llp.LLPDataset(self.tmp(), self.adir)
+    ds = llp.LLPDataset(testing_utils.make_tempdir(self), self.adir)
     self.assertEqual({s: len(k) for s, k in ds.splits.items()},
                      {"train": 10000, "val": 649, "test": 1200})
     s = ds.report["summary"]
@@ -140,7 +130,7 @@ class LLPRealAnnotationsTest(absltest.TestCase):
       self.assertNotIn(e["filename"], ds.ids["val"] + ds.ids["test"])
 
   def test_convert_with_a_few_feature_files(self):
-    root, out = self.tmp(), self.tmp()
+    root, out = testing_utils.make_tempdir(self), testing_utils.make_tempdir(self)
     ds = llp.LLPDataset(root, self.adir)
     make_llp_fixture.write_features(
         root, [ds.ids[s][i] for s in ("train", "val", "test") for i in (0, 1)])

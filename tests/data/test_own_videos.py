@@ -1,8 +1,6 @@
 """Own clips (.npz folder + optional labels csv) -> TFRecords."""
 
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
@@ -10,6 +8,7 @@ import numpy as np
 from avjax import prepare
 from avjax.data import classes as classes_lib
 from avjax.data import own_videos
+from tests import testing_utils
 
 
 def write_npz(root, name, t, f=4, da=6, dv=5, motion=True, seed=0):
@@ -24,14 +23,9 @@ def write_npz(root, name, t, f=4, da=6, dv=5, motion=True, seed=0):
 
 class OwnVideosTest(absltest.TestCase):
 
-  def tmp(self) -> str:
-    d = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
-
   def setUp(self):
     super().setUp()
-    self.root, self.out = self.tmp(), self.tmp()
+    self.root, self.out = testing_utils.make_tempdir(self), testing_utils.make_tempdir(self)
     self.arrays = {n: write_npz(self.root, n, t, seed=i) for i, (n, t) in
                    enumerate([("a_clip", 3), ("b_clip", 7), ("c_clip", 5)])}
     self.csv = os.path.join(self.root, "labels.csv")

@@ -1,8 +1,6 @@
 """Single-label layout (VGGSound-style) -> TFRecords with one-hot labels."""
 
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
@@ -10,6 +8,7 @@ import numpy as np
 from avjax import prepare
 from avjax.data import schema
 from avjax.data import single_label
+from tests import testing_utils
 
 STREAMS = (single_label.Stream(schema.FeatureSpec("audio", 1, (6,)),
                                "feats/audio"),
@@ -33,14 +32,9 @@ def make_clips():
 
 class SingleLabelTest(absltest.TestCase):
 
-  def tmp(self) -> str:
-    d = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
-
   def setUp(self):
     super().setUp()
-    self.root, self.out = self.tmp(), self.tmp()
+    self.root, self.out = testing_utils.make_tempdir(self), testing_utils.make_tempdir(self)
     self.clips = make_clips()
     single_label.write_single_label(self.root, CLASSES, self.clips, STREAMS)
 

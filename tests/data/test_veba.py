@@ -2,8 +2,6 @@
 
 import csv
 import os
-import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
@@ -12,6 +10,7 @@ from avjax import prepare
 from avjax.data import schema
 from avjax.data import single_label
 from avjax.data import veba
+from tests import testing_utils
 
 CLASSES = ["Speech", "Male speech, man speaking", "Vehicle", "Music"] + [
     f"Event{k}" for k in range(372)]
@@ -43,14 +42,9 @@ def clips():
 
 class VebaTest(absltest.TestCase):
 
-  def tmp(self) -> str:
-    d = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
-
   def setUp(self):
     super().setUp()
-    self.root, self.out = self.tmp(), self.tmp()
+    self.root, self.out = testing_utils.make_tempdir(self), testing_utils.make_tempdir(self)
     self.clips = clips()
     veba.write_veba(self.root, CLASSES, self.clips, STREAMS)
 
