@@ -50,3 +50,13 @@ def make_tempdir(test) -> str:
   d = tempfile.mkdtemp()
   test.addCleanup(shutil.rmtree, d, ignore_errors=True)
   return d
+
+
+def trainer_dataset(val: int = 20, test: int = 21) -> str:
+  """The small fake dataset the trainer tests share: 64 train clips in 4
+  shards, clips of 5 and 3 segments; returns its (new, temporary) directory."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  d = tempfile.mkdtemp()
+  write_fake_dataset(d, {"train": 64, "val": val, "test": test},
+                     num_shards=4, lengths=(5, 3))
+  return d

@@ -187,10 +187,12 @@ def managers(workdir: str, config):
 def maybe_restore(s: Setup, state, latest, fp):
   """Resumes from the workdir's latest checkpoint if there is one."""
   meta = {"best_metric": -1.0, "best_step": -1, "history": []}
-  if s.config.restart or not latest.all_steps():
-    return state, meta, 0
-  state, meta, step = checkpointing.restore(latest, None, state, fp)
-  writers.log("resumed from %s at step %d", latest.directory, step)
+  step = 0
+  if not s.config.restart and latest.all_steps():
+    state, meta, step = checkpointing.restore(latest, None, state, fp)
+    writers.log("resumed from %s at step %d", latest.directory, step)
+  # Metrics logged after the restored step (or by a run killed before its
+  # first checkpoint) are written again by this run: drop them.
   writers.truncate_jsonl(os.path.dirname(latest.directory), step)
   return state, meta, step
 

@@ -33,9 +33,7 @@ class AVVPWeakTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.data = tempfile.mkdtemp()
-    tu.write_fake_dataset(cls.data, {"train": 64, "val": 20, "test": 21},
-                          num_shards=4, lengths=(5, 3))
+    cls.data = tu.trainer_dataset()
     cls.workdir = tempfile.mkdtemp()
     cls.summary = avvp_weak.train_and_evaluate(tiny_config(cls.data),
                                                cls.workdir)

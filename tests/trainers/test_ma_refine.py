@@ -175,9 +175,7 @@ class PipelineTest(absltest.TestCase):
     # compilation cache (for this class only) makes the repeats cheap.
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp())
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    cls.data = tempfile.mkdtemp()
-    tu.write_fake_dataset(cls.data, {"train": 64, "val": 16, "test": 16},
-                          num_shards=4, lengths=(5, 3))
+    cls.data = tu.trainer_dataset(val=16, test=16)
     cls.workdir = tempfile.mkdtemp()
     cls.summary = ma_pipeline.train_and_evaluate(tiny_config(cls.data),
                                                  cls.workdir)

@@ -56,9 +56,7 @@ class PreemptionTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.data = tempfile.mkdtemp()
-    tu.write_fake_dataset(cls.data, {"train": 64, "val": 20, "test": 21},
-                          num_shards=4, lengths=(5, 3))
+    cls.data = tu.trainer_dataset()
     cls.ref_dir = tempfile.mkdtemp()
     p = launch(cls.data, cls.ref_dir)
     _, err = p.communicate(timeout=600)
@@ -68,7 +66,7 @@ class PreemptionTest(absltest.TestCase):
 
   def test_sigkill_at_random_step_then_resume_is_identical(self):
     workdir = tempfile.mkdtemp()
-    kill_at = random.Random().randint(2, 20)  # 24 steps in all
+    kill_at = random.Random().randint(1, 20)  # 24 steps in all
     p = launch(self.data, workdir)
     deadline = time.time() + 300
     while last_step(workdir) < kill_at and p.poll() is None:
