@@ -69,10 +69,17 @@ SAME = {"variant=cr,refine=both": "variant=cr", "variant=cr,tau=0.2":
         "variant=cr"}
 
 
+ROW_NAMES = {"variant=baseline": "baseline", "variant=c": "+C",
+             "variant=r": "+R", "variant=cr": "+C+R",
+             "variant=cr,refine=audio": "refine_audio",
+             "variant=cr,refine=visual": "refine_visual"}
+
+
 def get_hyper(h=None):
   """Sweeps of the paper's Tables 2-4 (`h`: table2|table3|table4, or all).
 
-  Returns override dicts, one per run; runs shared by tables appear once.
+  Returns one row dict a run (`python -m avjax.sweep --config=configs/avvp_ma.py
+  --hyper=table2 --workdir=DIR`); runs shared by tables appear once.
   """
   names = list(TABLES) if h in (None, "all") else [h]
   if any(n not in TABLES for n in names):
@@ -83,4 +90,5 @@ def get_hyper(h=None):
       a = SAME.get(a, a)
       if a not in args:
         args.append(a)
-  return [{"config": f"configs/avvp_ma.py:{a}"} for a in args]
+  return [{"config": f"configs/avvp_ma.py:{a}", "name": ROW_NAMES.get(a, a)}
+          for a in args]

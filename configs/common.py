@@ -98,6 +98,8 @@ def avvp_base() -> ml_collections.ConfigDict:
        "modality_weight": 0.3, "adv_weight": 0.3})
   c.eval = ml_collections.ConfigDict(
       {"gating": "global", "threshold": 0.5, "best_metric": "seg_type"})
+  c.table_keys = ["seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
+                  "ev_a", "ev_v", "ev_av", "ev_type", "ev_event"]
   c.log_every_steps = 50
   c.keep_checkpoints = 2
   c.checkpoint_every_steps = 0  # 0: at epoch ends only

@@ -1,0 +1,162 @@
+"""Runs the rows of a paper table and writes it as markdown.
+
+  python -m avjax.sweep --config=configs/avvp_ma.py --hyper=table2 \
+      --workdir=/tmp/avjax/ma_table2
+  python -m avjax.sweep --config=configs/avvp_han.py --workdir=/tmp/han_tab \
+      --runlocal   # one-minute rows, to check the plumbing
+
+The config file's `get_hyper(hyper)` lists the rows: dicts with "config"
+("configs/x.py:args") and optionally "name" (the row label and subfolder)
+and "overrides" ({"dotted.field": value}). Each row trains in
+WORKDIR/<name> with its config's trainer; a row whose results.json exists is
+read instead of rerun, so an interrupted sweep resumes at the row it was on
+(and the row itself resumes from its checkpoint). Writes WORKDIR/table.md
+and WORKDIR/table.json: the rows' scores on --split (default: the config's
+test split), columns from the first row config's `table_keys` or --keys.
+"""
+
+import importlib
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence
+
+from absl import app
+from absl import flags
+import jax
+
+from avjax.utils import runtime
+from avjax.utils import writers
+
+flags.DEFINE_string("config", None, "Config file with get_hyper(), e.g. "
+                    "configs/avvp_ma.py")
+flags.DEFINE_string("hyper", None, "Argument of get_hyper (the table name).")
+flags.DEFINE_string("workdir", None, "Sweep directory; one subfolder a row.")
+flags.DEFINE_bool("runlocal", False, "Append `runlocal` to every row's config "
+                  "argument (tiny, fast rows).")
+flags.DEFINE_list("keys", None, "Metric columns (default: the config's "
+                  "table_keys, else every metric of the first row).")
+flags.DEFINE_string("split", None, "Split to tabulate (default: the test "
+                    "split of each row's config).")
+flags.DEFINE_bool("dry_run", False, "Only list the rows and their configs.")
+
+
+def _module(path: str):
+  """configs/x.py -> the imported module configs.x."""
+  mod = os.path.splitext(os.path.normpath(path))[0].replace(os.sep, ".")
+  return importlib.import_module(mod)
+
+
+def load_config(spec: str, runlocal: bool = False,
+                overrides: Optional[Dict[str, Any]] = None):
+  """'configs/x.py:a=1,b' -> the locked ConfigDict get_config returns."""
+  path, _, arg = spec.partition(":")
+  if runlocal and "runlocal" not in arg.split(","):
+    arg = ",".join(filter(None, [arg, "runlocal"]))
+  config = _module(path).get_config(arg or None)
+  for key, value in (overrides or {}).items():
+    *path, leaf = key.split(".")
+    parent = config
+    for part in path:
+      parent = parent[part]
+    if leaf not in parent:
+      raise KeyError(f"override {key!r}: {spec} has no such field")
+    parent[leaf] = value
+  config.lock()
+  return config
+
+
+def row_name(row: Dict[str, Any]) -> str:
+  if row.get("name"):
+    return row["name"]
+  _, _, arg = row["config"].partition(":")
+  return re.sub(r"[^A-Za-z0-9_.=-]+", "_", arg) or "default"
+
+
+def rows_of(config_path: str, hyper: Optional[str]) -> List[Dict[str, Any]]:
+  mod = _module(config_path)
+  if not hasattr(mod, "get_hyper"):
+    raise ValueError(f"{config_path} has no get_hyper(); nothing to sweep")
+  rows = list(mod.get_hyper(hyper))
+  names = [row_name(r) for r in rows]
+  dup = {n for n in names if names.count(n) > 1}
+  if dup:
+    raise ValueError(f"{config_path} get_hyper({hyper!r}): duplicate row "
+                     f"names {sorted(dup)}; give rows a 'name'")
+  return rows
+
+
+def run_row(row: Dict[str, Any], workdir: str, runlocal: bool
+            ) -> Dict[str, Any]:
+  """Trains one row (or reads its finished results.json)."""
+  done = os.path.join(workdir, "results.json")
+  if os.path.exists(done):
+    with open(done) as f:
+      return json.load(f)
+  config = load_config(row["config"], runlocal, row.get("overrides"))
+  trainer = importlib.import_module(f"avjax.trainers.{config.trainer}")
+  writers.log("sweep row %s: %s", os.path.basename(workdir), row["config"])
+  return trainer.train_and_evaluate(config, workdir)
+
+
+def _fmt(v) -> str:
+  return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+
+def table(rows: Dict[str, Dict[str, float]], keys: Sequence[str]) -> str:
+  """Markdown: one line a row, one column a metric key."""
+  lines = ["| row | " + " | ".join(keys) + " |",
+           "|---|" + "---|" * len(keys)]
+  for name, r in rows.items():
+    lines.append(f"| {name} | " + " | ".join(
+        _fmt(r.get(k, "-")) for k in keys) + " |")
+  return "\n".join(lines)
+
+
+def sweep(config_path: str, hyper: Optional[str], workdir: str,
+          runlocal: bool = False, keys: Optional[Sequence[str]] = None,
+          split: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+  """Runs every row; returns {row name: metrics on the split}."""
+  rows = rows_of(config_path, hyper)
+  scores = {}
+  for row in rows:
+    name = row_name(row)
+    summary = run_row(row, os.path.join(workdir, name), runlocal)
+    config = load_config(row["config"], runlocal, row.get("overrides"))
+    sp = split or config.data.test_split
+    if sp not in summary.get("results", {}):
+      raise KeyError(f"row {name}: results.json has no split {sp!r} "
+                     f"(has {sorted(summary.get('results', {}))})")
+    scores[name] = summary["results"][sp]
+    if keys is None:
+      keys = list(config.get("table_keys", None) or scores[name])
+  if jax.process_index() == 0:
+    md = table(scores, keys or [])
+    title = f"{config_path} {hyper or ''} ({split or 'test'} split)"
+    with open(os.path.join(workdir, "table.md"), "w") as f:
+      f.write(f"# {title}\n\n{md}\n")
+    writers.write_json(os.path.join(workdir, "table.json"),
+                       {"config": config_path, "hyper": hyper,
+                        "rows": scores})
+    writers.log("\n" + md)
+  return scores
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flags.FLAGS
+  if f.dry_run:
+    for row in rows_of(f.config, f.hyper):
+      print(f"{row_name(row)}: {row['config']} {row.get('overrides', '')}")
+    return
+  if not f.workdir:
+    raise app.UsageError("--workdir is required")
+  runtime.initialize()
+  os.makedirs(f.workdir, exist_ok=True)
+  sweep(f.config, f.hyper, f.workdir, f.runlocal, f.keys, f.split)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

@@ -1,0 +1,52 @@
+"""The sweep runner: row listing, overrides, resume from results, table."""
+
+import json
+import os
+
+from absl.testing import absltest
+
+from avjax import sweep
+from tests import testing_utils
+
+
+class SweepTest(absltest.TestCase):
+
+  def test_rows_are_named_and_unique(self):
+    rows = sweep.rows_of("configs/avvp_ma.py", "table2")
+    names = [sweep.row_name(r) for r in rows]
+    self.assertLen(names, 4)
+    self.assertLen(set(names), 4)
+
+  def test_override_sets_field_and_rejects_unknown(self):
+    c = sweep.load_config("configs/avvp_han.py:variant=no_hybrid", True,
+                          {"optim.lr": 0.5, "batch_size": 8})
+    self.assertEqual(c.optim.lr, 0.5)
+    self.assertEqual(c.batch_size, 8)
+    self.assertFalse(c.model.cross_attention)
+    self.assertEqual(c.num_epochs, 2)  # runlocal was appended
+    with self.assertRaisesRegex(KeyError, "optim.nope"):
+      sweep.load_config("configs/avvp_han.py", False, {"optim.nope": 1})
+
+  def test_finished_rows_are_read_and_tabulated(self):
+    d = testing_utils.make_tempdir(self)
+    rows = sweep.rows_of("configs/avvp_han.py", None)
+    for k, row in enumerate(rows):
+      os.makedirs(os.path.join(d, sweep.row_name(row)))
+      with open(os.path.join(d, sweep.row_name(row), "results.json"),
+                "w") as f:
+        json.dump({"results": {"test": {"seg_a": 10.0 + k, "seg_v": 5.0},
+                               "val": {"seg_a": 0.0}}}, f)
+    scores = sweep.sweep("configs/avvp_han.py", None, d,
+                         keys=["seg_a", "seg_v"])
+    self.assertEqual(scores["variant=no_hybrid"]["seg_a"], 11.0)
+    with open(os.path.join(d, "table.md")) as f:
+      md = f.read()
+    self.assertIn("| variant=no_hybrid | 11.0 | 5.0 |", md)
+    with open(os.path.join(d, "table.json")) as f:
+      self.assertLen(json.load(f)["rows"], len(rows))
+    with self.assertRaisesRegex(KeyError, "no split 'nope'"):
+      sweep.sweep("configs/avvp_han.py", None, d, split="nope")
+
+
+if __name__ == "__main__":
+  absltest.main()
