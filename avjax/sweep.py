@@ -6,8 +6,11 @@
       --runlocal   # one-minute rows, to check the plumbing
 
 The config file's `get_hyper(hyper)` lists the rows: dicts with "config"
-("configs/x.py:args") and optionally "name" (the row label and subfolder)
-and "overrides" ({"dotted.field": value}). Each row trains in
+("configs/x.py:args") and optionally "name" (the row label and subfolder),
+"overrides" ({"dotted.field": value}), and "workdir" + "stage" to report one
+stage of a multi-stage run that another row trains anyway (e.g. MA's
+baseline is exactly stage 1 of its +R pipeline: {"workdir": "+R", "stage":
+"stage1"} reads `results.json["stages"]["stage1"]` of that run). Each row trains in
 WORKDIR/<name> with its config's trainer; a row whose results.json exists is
 read instead of rerun, so an interrupted sweep resumes at the row it was on
 (and the row itself resumes from its checkpoint). Writes WORKDIR/table.md
@@ -121,7 +124,10 @@ def sweep(config_path: str, hyper: Optional[str], workdir: str,
   scores = {}
   for row in rows:
     name = row_name(row)
-    summary = run_row(row, os.path.join(workdir, name), runlocal)
+    summary = run_row(row, os.path.join(workdir, row.get("workdir", name)),
+                      runlocal)
+    if row.get("stage"):
+      summary = summary["stages"][row["stage"]]
     config = load_config(row["config"], runlocal, row.get("overrides"))
     sp = split or config.data.test_split
     if sp not in summary.get("results", {}):

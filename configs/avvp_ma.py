@@ -75,6 +75,9 @@ ROW_NAMES = {"variant=baseline": "baseline", "variant=c": "+C",
              "variant=cr,refine=visual": "refine_visual"}
 
 
+STAGE1_OF = {"baseline": "+R", "+C": "+C+R"}
+
+
 def get_hyper(h=None):
   """Sweeps of the paper's Tables 2-4 (`h`: table2|table3|table4, or all).
 
@@ -90,5 +93,14 @@ def get_hyper(h=None):
       a = SAME.get(a, a)
       if a not in args:
         args.append(a)
-  return [{"config": f"configs/avvp_ma.py:{a}", "name": ROW_NAMES.get(a, a)}
+  rows = [{"config": f"configs/avvp_ma.py:{a}", "name": ROW_NAMES.get(a, a)}
           for a in args]
+  # Baseline and +C are exactly stage 1 of the +R and +C+R pipelines (same
+  # config, deterministic training): report those instead of retraining.
+  for row in rows:
+    if row["name"] in STAGE1_OF:
+      row.update(workdir=STAGE1_OF[row["name"]], stage="stage1",
+                 config=row["config"].replace(
+                     "variant=baseline", "variant=r").replace(
+                         "variant=c", "variant=cr"))
+  return rows

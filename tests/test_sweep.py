@@ -47,6 +47,20 @@ class SweepTest(absltest.TestCase):
     with self.assertRaisesRegex(KeyError, "no split 'nope'"):
       sweep.sweep("configs/avvp_han.py", None, d, split="nope")
 
+  def test_stage_rows_read_another_rows_run(self):
+    d = testing_utils.make_tempdir(self)
+    for k, run in enumerate(("+R", "+C+R")):
+      os.makedirs(os.path.join(d, run))
+      res = lambda v: {"results": {"test": {"seg_v": v}}}
+      with open(os.path.join(d, run, "results.json"), "w") as f:
+        json.dump({**res(50.0 + k), "stages": {"stage1": res(40.0 + k),
+                                               "stage3": res(50.0 + k)}}, f)
+    scores = sweep.sweep("configs/avvp_ma.py", "table2", d, keys=["seg_v"])
+    self.assertEqual({k: v["seg_v"] for k, v in scores.items()},
+                     {"baseline": 40.0, "+C": 41.0, "+R": 50.0, "+C+R": 51.0})
+    self.assertEqual(sorted(os.listdir(d)),
+                     ["+C+R", "+R", "table.json", "table.md"])
+
 
 if __name__ == "__main__":
   absltest.main()
