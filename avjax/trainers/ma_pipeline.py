@@ -14,6 +14,12 @@ checkpoint):
   stage3/  `avvp_weak` from scratch on refine/dataset with
            `loss.use_modality_labels=True`                -> results.json
 
+With `config.ma.stage1_workdir` (absolute, or relative to the workdir) the
+pipeline refines the finished stage 1 of another run instead of training
+its own (e.g. Table 3's refine-audio/visual-only rows reuse MA's stage 1;
+the restore checks that its model matches this config) and reads that
+run's pinned dataset.
+
 `data.json` pins the dataset directory (resolved once, reused by every
 stage and resume). The workdir's `results.json` holds every stage's summary
 and the final model's results (stage 3, or stage 1 without refinement);
@@ -45,9 +51,21 @@ def pin_data(config, workdir: str) -> str:
   path = os.path.join(workdir, DATA_FILE)
   if os.path.exists(path):
     return writers.read_json(path)["data_dir"]
-  data_dir = datasets.resolve(config.data)
+  shared = stage1_dir(config, workdir)
+  other = os.path.join(os.path.dirname(shared), DATA_FILE)
+  if shared != os.path.join(workdir, STAGE1) and os.path.exists(other):
+    data_dir = writers.read_json(other)["data_dir"]
+  else:
+    data_dir = datasets.resolve(config.data)
   writers.write_json(path, {"data_dir": data_dir, "name": config.data.name})
   return data_dir
+
+
+def stage1_dir(config, workdir: str) -> str:
+  """This run's stage-1 folder, or the shared one of `ma.stage1_workdir`."""
+  other = config.ma.get("stage1_workdir", "")
+  return os.path.normpath(os.path.join(workdir, other)) if other else (
+      os.path.join(workdir, STAGE1))
 
 
 def stage_configs(config, data_dir: str
@@ -96,6 +114,13 @@ def run_stages(config, workdir: str) -> Dict[str, Any]:
   validate(config)
   c1, c3 = stage_configs(config, pin_data(config, workdir))
   dirs = {k: os.path.join(workdir, k) for k in (STAGE1, REFINE, STAGE3)}
+  dirs[STAGE1] = stage1_dir(config, workdir)
+  if dirs[STAGE1] != os.path.join(workdir, STAGE1) and not os.path.exists(
+      os.path.join(dirs[STAGE1], "results.json")):
+    raise FileNotFoundError(
+        f"config.ma.stage1_workdir={config.ma.stage1_workdir!r}: "
+        f"{dirs[STAGE1]} holds no finished stage 1 (results.json); train "
+        "that run first")
   out = {STAGE1: maybe_run(dirs[STAGE1], "results.json",
                            lambda: avvp_weak.train_and_evaluate(
                                c1, dirs[STAGE1]))}

@@ -245,6 +245,23 @@ class PipelineTest(absltest.TestCase):
     self.assertEqual(os.path.getmtime(stage3), mtime)
     self.assertEqual(again["results"], self.summary["results"])
 
+  def test_reuses_another_runs_stage1(self):
+    other = tempfile.mkdtemp()
+    c = tiny_config(self.data)
+    c.ma.modalities = "visual"
+    c.ma.stage1_workdir = os.path.relpath(
+        os.path.join(self.workdir, "stage1"), other)
+    res = ma_pipeline.train_and_evaluate(c, other)
+    self.assertFalse(os.path.exists(os.path.join(other, "stage1")))
+    self.assertEqual(res["stages"]["stage1"], self.summary["stages"]["stage1"])
+    ref = res["stages"]["refine"]
+    self.assertEqual(ref["dropped_audio"], 0)  # visual labels only
+    self.assertEqual(ref["dropped_visual"],
+                     self.summary["stages"]["refine"]["dropped_visual"])
+    c.ma.stage1_workdir = "/nonexistent/stage1"
+    with self.assertRaisesRegex(FileNotFoundError, "no finished stage 1"):
+      ma_pipeline.train_and_evaluate(c, tempfile.mkdtemp())
+
 
 if __name__ == "__main__":
   absltest.main()
