@@ -47,7 +47,13 @@ class SyntheticConfig:
       or lasts 1..max_short_len segments, or else max_short_len+1..T.
     av_sync_prob, av_max_shift: an AV event has identical intervals in both
       modalities, or onset/offset shifted per modality by up to av_max_shift.
-    av_weak_amp: amplitude of the non-dominant modality of an AV event.
+    av_weak_amp: (audio, visual) amplitude of the non-dominant modality of an
+      AV event (each class has a fixed dominant modality). The default makes
+      it as weak as a distractor, so only the other modality's context
+      resolves it (what HAN's cross-modal attention exploits). (0.5, 1.0)
+      keeps every seen event fully visible, so the visual track alone tells a
+      seen event from an unseen one: MA's track-swapping premise
+      (configs/avvp_ma.py's default data).
     amp_jitter: relative per-segment amplitude jitter of events.
     distractor_prob, max_distractors, distractor_amp: unlabeled prototypes of
       absent classes in a single modality.
@@ -79,7 +85,7 @@ class SyntheticConfig:
   max_short_len: int = 2
   av_sync_prob: float = 0.4
   av_max_shift: int = 3
-  av_weak_amp: float = 0.5
+  av_weak_amp: Tuple[float, float] = (0.5, 0.5)
   amp_jitter: float = 0.25
   distractor_prob: float = 0.5
   max_distractors: int = 2
@@ -205,7 +211,8 @@ def _layout(rng, cfg, protos) -> dict:
     amps = [1.0, 1.0]
     if kind == AUDIO_VISUAL:
       a_iv, v_iv = _av_intervals(rng, cfg, t, base)
-      amps[1 - protos.dominant[cls]] = cfg.av_weak_amp
+      weak = 1 - protos.dominant[cls]
+      amps[weak] = cfg.av_weak_amp[weak]
     else:
       a_iv, v_iv = (base, None) if kind == AUDIO_ONLY else (None, base)
     events.append((int(cls), kind, a_iv, v_iv, tuple(amps)))
