@@ -1,0 +1,53 @@
+"""AVE localization losses: per-segment softmax CE and MIL (weak) CE."""
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+
+def _masked_mean(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+  return (x * w).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def segment_ce(logits: jnp.ndarray, seg_labels: jnp.ndarray,
+               segment_mask: jnp.ndarray,
+               clip_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Mean softmax cross-entropy over valid segments.
+
+  logits [B, T, C]; seg_labels [B, T, C] one-hot (rows summing to 0 are
+  ignored); segment_mask [B, T]; clip_mask optional [B].
+  """
+  y = seg_labels.astype(jnp.float32)
+  w = segment_mask * (y.sum(-1) > 0)
+  if clip_mask is not None:
+    w = w * clip_mask[:, None]
+  ce = -(y * jax.nn.log_softmax(logits.astype(jnp.float32))).sum(-1)
+  return _masked_mean(ce, w)
+
+
+def mil_pool(logits: jnp.ndarray, segment_mask: jnp.ndarray,
+             pooling: str = "mean") -> jnp.ndarray:
+  """Video-level scores [B, C] from segment scores [B, T, C]: the mean
+  (paper Eq. 7) or the max (reference code) over valid segments."""
+  m = segment_mask[..., None]
+  if pooling == "mean":
+    return (logits * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
+  if pooling == "max":
+    return jnp.where(m > 0, logits, -jnp.inf).max(1)
+  raise ValueError(f"pooling={pooling!r}; valid: 'mean', 'max'")
+
+
+def mil_ce(logits: jnp.ndarray, labels: jnp.ndarray,
+           segment_mask: jnp.ndarray, pooling: str = "mean",
+           clip_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Softmax CE of the MIL-pooled scores against the video labels [B, C]
+  (multi-hot labels are normalised to a distribution)."""
+  y = labels.astype(jnp.float32)
+  y = y / jnp.maximum(y.sum(-1, keepdims=True), 1e-6)
+  pooled = mil_pool(logits.astype(jnp.float32), segment_mask, pooling)
+  ce = -(y * jax.nn.log_softmax(pooled)).sum(-1)
+  w = (labels.sum(-1) > 0).astype(jnp.float32)
+  if clip_mask is not None:
+    w = w * clip_mask
+  return _masked_mean(ce, w)

@@ -1,0 +1,26 @@
+"""Contrastive loss with a margin (Hadsell et al. 2006; AVE paper Eq. 10)."""
+
+from typing import Optional
+
+import jax.numpy as jnp
+
+
+def euclidean(x: jnp.ndarray, y: jnp.ndarray, eps: float = 1e-9
+              ) -> jnp.ndarray:
+  """||x - y||_2 over the last axis (differentiable at 0)."""
+  return jnp.sqrt(jnp.sum(jnp.square(x - y), -1) + eps)
+
+
+def contrastive(distance: jnp.ndarray, same: jnp.ndarray,
+                margin: float = 2.0,
+                weights: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Mean of y D^2 + (1 - y) max(0, margin - D)^2.
+
+  distance: [...] >= 0; same: [...] 1 for matching pairs, 0 otherwise;
+  weights: optional [...] (0 drops a pair).
+  """
+  y = same.astype(jnp.float32)
+  per = y * distance**2 + (1 - y) * jnp.maximum(0.0, margin - distance)**2
+  if weights is None:
+    return per.mean()
+  return (per * weights).sum() / jnp.maximum(weights.sum(), 1.0)

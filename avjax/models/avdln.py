@@ -1,0 +1,77 @@
+"""Audio-visual distance learning network (AVDLN, AVE paper Sec. 5) and a
+deep-CCA baseline (Andrew et al. 2013) on the same encoders.
+
+Each modality: Dense(hidden) -> LeakyReLU(0.3) -> Dense(out) per segment
+(reference: 128 -> 64). AVDLN scores a pair by the Euclidean distance of the
+two embeddings (trained with the contrastive loss); DCCA trains the
+encoders to maximise the canonical correlation of synchronized pairs, and
+the distance is taken after a linear CCA fitted on training pairs.
+"""
+
+from typing import Dict
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from avjax.losses import contrastive
+
+KINDS = ("avdln", "dcca")
+
+
+class Encoder(nn.Module):
+  """[..., D] -> [..., out]: Dense -> LeakyReLU(0.3) -> Dense."""
+  hidden: int = 128
+  out: int = 64
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.leaky_relu(nn.Dense(self.hidden)(x), negative_slope=0.3)
+    return nn.Dense(self.out)(x)
+
+
+class AVDLN(nn.Module):
+  """Per-segment audio/visual embeddings and their pair distances.
+
+  Attributes:
+    hidden, out: encoder widths.
+    visual_key: "visual_vec" [B, T, D] or "visual_map" [B, T, h, w, D]
+      (averaged over the regions).
+  """
+  hidden: int = 128
+  out: int = 64
+  visual_key: str = "visual_vec"
+
+  @nn.compact
+  def __call__(self, x: Dict[str, jnp.ndarray], *, train: bool = False):
+    """Returns audio_emb, visual_emb [B, T, out] and dist [B, T, T]
+    (dist[b, i, j] = ||audio_emb[b, i] - visual_emb[b, j]||)."""
+    del train
+    v = x[self.visual_key]
+    if v.ndim == 5:
+      v = v.mean((2, 3))
+    ea = Encoder(self.hidden, self.out, name="audio")(x["audio"])
+    ev = Encoder(self.hidden, self.out, name="visual")(v)
+    return {"audio_emb": ea, "visual_emb": ev,
+            "dist": contrastive.euclidean(ea[:, :, None], ev[:, None, :])}
+
+
+def check(model_cfg) -> list:
+  errors = []
+  if model_cfg.kind not in KINDS:
+    errors.append(f"model.kind={model_cfg.kind!r}: one of {KINDS}")
+  if model_cfg.visual_key not in ("visual_vec", "visual_map"):
+    errors.append(f"model.visual_key={model_cfg.visual_key!r}: "
+                  "'visual_vec' or 'visual_map'")
+  return errors
+
+
+def build(model_cfg, num_classes: int) -> AVDLN:
+  del num_classes
+  errors = check(model_cfg)
+  if errors:
+    raise ValueError("invalid config:\n  " + "\n  ".join(errors))
+  return AVDLN(model_cfg.hidden, model_cfg.out, model_cfg.visual_key)
+
+
+def input_features(model_cfg) -> tuple:
+  return ("audio", model_cfg.visual_key)

@@ -1,0 +1,204 @@
+"""AVE event localization network (Tian et al. 2018), config-driven.
+
+inputs -> audio-guided visual attention (or global average pooling) ->
+per-modality BiLSTMs -> fusion at the early, late or decision stage ->
+per-segment classifier over the AVE classes + background.
+
+Stages (Table 2): "early" fuses raw audio with attended visual features and
+runs one BiLSTM on the result; "late" (default) fuses the two BiLSTM
+outputs; "decision" fuses the two per-modality class scores (before the
+softmax). Single-modality models ("a", "v") skip fusion. Fusion "dmrfe" is
+the DMRN ensemble: `ensemble` DMRN branches, each with its own classifier,
+whose probabilities are averaged (each branch trained with its own loss).
+"""
+
+from typing import Dict
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from avjax.models import ave_fusion
+
+
+class AudioGuidedAttention(nn.Module):
+  """Audio-guided visual attention over the k regions (paper Eqs. 2-4).
+
+  U_v, U_a: Dense(dim) + ReLU; x = W_f tanh(W_v U_v(v) + W_a U_a(a) 1^T)
+  with W_v, W_a mapping to `hidden` (the reference: k = 49) per region;
+  w = softmax over regions; v_att = sum_i w_i v_i.
+
+  Attributes:
+    dim: width of the projected audio/visual features (reference 512).
+    hidden: width of the per-region attention MLP (reference 49).
+  """
+  dim: int = 512
+  hidden: int = 49
+
+  @nn.compact
+  def __call__(self, audio, regions):
+    """audio [B, T, Da], regions [B, T, k, Dv] -> ([B, T, Dv], w [B, T, k])."""
+    uv = nn.relu(nn.Dense(self.dim, name="u_v")(regions))
+    ua = nn.relu(nn.Dense(self.dim, name="u_a")(audio))
+    x = jnp.tanh(nn.Dense(self.hidden, name="w_v")(uv) +
+                 nn.Dense(self.hidden, name="w_a")(ua)[..., None, :])
+    w = jax.nn.softmax(nn.Dense(1, name="w_f")(x)[..., 0], axis=-1)
+    return jnp.einsum("btk,btkd->btd", w, regions), w
+
+
+class BiLSTM(nn.Module):
+  """Bidirectional LSTM over segments: [B, T, D] -> [B, T, 2 * hidden]."""
+  hidden: int = 128
+
+  @nn.compact
+  def __call__(self, x, lengths):
+    rnn = nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell(self.hidden)),
+                           nn.RNN(nn.OptimizedLSTMCell(self.hidden)))
+    return rnn(x, seq_lengths=lengths)
+
+
+class Classifier(nn.Module):
+  """Reference head: ReLU -> Dense(hidden) -> ReLU -> Dense(C)."""
+  num_classes: int
+  hidden: int = 64
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.relu(nn.Dense(self.hidden)(nn.relu(x)))
+    return nn.Dense(self.num_classes)(x)
+
+
+class AVENet(nn.Module):
+  """Per-segment event classifier.
+
+  Attributes:
+    num_classes: C (AVE: 28 events + background).
+    modalities: "av", "a" or "v".
+    attention: audio-guided visual attention (needs the audio input, also
+      for "v"); False pools the 7x7 regions by their mean.
+    fusion: a name of `ave_fusion.NAMES` (used when modalities == "av").
+    stage: "early", "late" or "decision".
+    lstm_hidden, att_dim, att_hidden, fusion_dim, head_hidden: widths.
+    num_blocks: stacked MRN/DMRN blocks; ensemble: DMRFE branches.
+    visual_key: the visual feature: "visual_map" [B, T, 7, 7, D] (regions)
+      or "visual_vec" [B, T, D] (already pooled; no attention possible).
+  """
+  num_classes: int
+  modalities: str = "av"
+  attention: bool = True
+  fusion: str = "concat"
+  stage: str = "late"
+  lstm_hidden: int = 128
+  att_dim: int = 512
+  att_hidden: int = 49
+  fusion_dim: int = 256
+  num_blocks: int = 1
+  ensemble: int = 2
+  head_hidden: int = 64
+  visual_key: str = "visual_map"
+
+  def visual(self, x) -> tuple:
+    """(visual feature per segment [B, T, D], attention [B, T, k] or None)."""
+    v = x[self.visual_key]
+    if v.ndim == 3:
+      return v, None
+    regions = v.reshape(v.shape[:2] + (-1, v.shape[-1]))
+    if not self.attention:
+      return regions.mean(2), None
+    return AudioGuidedAttention(self.att_dim, self.att_hidden,
+                                name="attention")(x["audio"], regions)
+
+  def fuse(self, name, a, v, tag=""):
+    return ave_fusion.make(name, self.fusion_dim, self.num_blocks,
+                           name=f"fusion{tag}")(a, v)
+
+  @nn.compact
+  def __call__(self, x: Dict[str, jnp.ndarray], *, train: bool = False):
+    """Returns logits [B, T, C] (or [K, B, T, C] `branch_logits` for DMRFE),
+    prob [B, T, C] and, with attention, attention [B, T, k]."""
+    del train
+    mask = x["segment_mask"]
+    lengths = mask.sum(-1).astype(jnp.int32)
+    out, att = {}, None
+    a = x["audio"] if "a" in self.modalities or self.attention else None
+    lstm = lambda h, n: BiLSTM(self.lstm_hidden, name=n)(h, lengths)
+    head = lambda h, n: Classifier(self.num_classes, self.head_hidden,
+                                   name=n)(h)
+    if "v" in self.modalities:
+      v, att = self.visual(x)
+    if self.modalities == "a":
+      logits = head(lstm(a, "lstm_a"), "head")
+    elif self.modalities == "v":
+      logits = head(lstm(v, "lstm_v"), "head")
+    elif self.stage == "early":
+      logits = head(lstm(self.fuse(self.fusion, a, v), "lstm_av"), "head")
+    elif self.stage == "late":
+      ha, hv = lstm(a, "lstm_a"), lstm(v, "lstm_v")
+      if self.fusion == "dmrfe":
+        branches = jnp.stack([head(self.fuse("dmrn", ha, hv, f"_{k}"),
+                                   f"head_{k}") for k in range(self.ensemble)])
+        out["branch_logits"] = branches
+        out["prob"] = jax.nn.softmax(branches, -1).mean(0)
+        logits = jnp.log(out["prob"] + 1e-12)
+      else:
+        logits = head(self.fuse(self.fusion, ha, hv), "head")
+    else:  # decision
+      ma = head(lstm(a, "lstm_a"), "head_a")
+      mv = head(lstm(v, "lstm_v"), "head_v")
+      logits = nn.Dense(self.num_classes, name="out")(
+          self.fuse(self.fusion, ma, mv))
+    out["logits"] = logits
+    out.setdefault("prob", jax.nn.softmax(logits, -1))
+    if att is not None:
+      out["attention"] = att
+    return out
+
+
+MODALITIES = ("av", "a", "v")
+STAGES = ("early", "late", "decision")
+
+
+def check(model_cfg) -> list:
+  """Config errors of a `config.model` block for AVENet (empty if fine)."""
+  m, errors = model_cfg, []
+  if m.modalities not in MODALITIES:
+    errors.append(f"model.modalities={m.modalities!r}: one of {MODALITIES}")
+  if m.stage not in STAGES:
+    errors.append(f"model.stage={m.stage!r}: one of {STAGES}")
+  if m.fusion not in ave_fusion.NAMES:
+    errors.append(f"model.fusion={m.fusion!r}: one of {ave_fusion.NAMES}")
+  if m.fusion == "dmrfe" and m.stage != "late":
+    errors.append(f"model.fusion='dmrfe' needs model.stage='late', got "
+                  f"{m.stage!r}")
+  if m.num_blocks != 1 and m.fusion not in ave_fusion.STACKABLE + ("dmrfe",):
+    errors.append(f"model.num_blocks={m.num_blocks}: only "
+                  f"{ave_fusion.STACKABLE} stack blocks")
+  if m.attention and m.visual_key != "visual_map":
+    errors.append("model.attention=True needs model.visual_key='visual_map'")
+  if m.attention and m.modalities == "a":
+    errors.append("model.attention=True with modalities='a' (no visual)")
+  return errors
+
+
+def build(model_cfg, num_classes: int) -> AVENet:
+  errors = check(model_cfg)
+  if errors:
+    raise ValueError("invalid config:\n  " + "\n  ".join(errors))
+  return AVENet(
+      num_classes=num_classes, modalities=model_cfg.modalities,
+      attention=model_cfg.attention, fusion=model_cfg.fusion,
+      stage=model_cfg.stage, lstm_hidden=model_cfg.lstm_hidden,
+      att_dim=model_cfg.att_dim, att_hidden=model_cfg.att_hidden,
+      fusion_dim=model_cfg.fusion_dim, num_blocks=model_cfg.num_blocks,
+      ensemble=model_cfg.ensemble, head_hidden=model_cfg.head_hidden,
+      visual_key=model_cfg.visual_key)
+
+
+def input_features(model_cfg) -> tuple:
+  """Dataset feature streams the model reads."""
+  feats = []
+  if "a" in model_cfg.modalities or model_cfg.attention:
+    feats.append("audio")
+  if "v" in model_cfg.modalities:
+    feats.append(model_cfg.visual_key)
+  return tuple(feats)

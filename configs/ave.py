@@ -1,0 +1,164 @@
+"""AVE event localization (Tian et al. 2018), Tables 1-2.
+
+Default (built-in synthetic AVE-like dataset, A+V-att, late concat fusion):
+  python -m avjax.main --config=configs/ave.py --workdir=/tmp/avjax/ave
+One-minute smoke run:
+  python -m avjax.main --config=configs/ave.py:runlocal --workdir=/tmp/x
+Arguments (`:k=v,...`):
+  variant   a | v | v_att | av | av_att   (Table 1 columns; default av_att)
+  weak      MIL training on video labels (+ background-only clips): W-*
+  fusion    additive | max_pooling | gated | bilinear | gmu |
+            gated_bilinear | concat | mrn | dmrn | dmrfe   (Table 2)
+  stage     early | late | decision                        (Table 2)
+  blocks    stacked MRN/DMRN blocks (default 1)
+  data      synthetic (default) | ave (`python -m avjax.prepare ave ...`,
+            then --config.data.data_dir=DIR; the reference schedule)
+Tables (each row's test accuracy into DIR/table.md):
+  python -m avjax.sweep --config=configs/ave.py --hyper=table1 --workdir=DIR
+  python -m avjax.sweep --config=configs/ave.py --hyper=table2 --workdir=DIR
+  (also `blocks`: DMRN with 1-3 stacked blocks).
+Paper (AVE test accuracy %): A 59.5, V 55.3, V-att 58.6, A+V 71.4, A+V-att
+72.7; W-A 53.4, W-V 52.9, W-V-att 55.6, W-A+V 63.7, W-A+V-att 66.7; late
+DMRN 73.1, DMRFE 73.3 (Table 2 in papers/ave_event_localization.md).
+"""
+
+import ml_collections
+
+from avjax.models import ave_fusion
+from configs import common
+
+VARIANTS = {
+    "a": {"modalities": "a", "attention": False},
+    "v": {"modalities": "v", "attention": False},
+    "v_att": {"modalities": "v", "attention": True},
+    "av": {"modalities": "av", "attention": False},
+    "av_att": {"modalities": "av", "attention": True},
+}
+ROW_NAMES = {"a": "A", "v": "V", "v_att": "V-att", "av": "A+V",
+             "av_att": "A+V-att"}
+STAGES = ("early", "late", "decision")
+
+
+def model(**overrides) -> ml_collections.ConfigDict:
+  """The reference AVE network (reference_notes.md)."""
+  m = ml_collections.ConfigDict({
+      "name": "ave_net", "modalities": "av", "attention": True,
+      "fusion": "concat", "stage": "late", "lstm_hidden": 128,
+      "att_dim": 512, "att_hidden": 49, "fusion_dim": 256, "num_blocks": 1,
+      "ensemble": 2, "head_hidden": 64, "visual_key": "visual_map"})
+  m.update(overrides)
+  return m
+
+
+def data(name: str, weak: bool) -> ml_collections.ConfigDict:
+  if name not in ("synthetic", "ave"):
+    raise ValueError(f"data={name!r}; valid: 'synthetic', 'ave'")
+  return ml_collections.ConfigDict({
+      "name": "synthetic_ave" if name == "synthetic" else "ave",
+      "data_dir": "", "cache_dir": "", "num_shards": 8,
+      "train_split": "train", "val_split": "val", "test_split": "test",
+      # MIL training also sees the background-only clips (when present).
+      "extra_train_splits": ("train_noisy",) if weak else (),
+      "shuffle_buffer": 256, "synthetic": {}})
+
+
+def base(experiment_name: str) -> ml_collections.ConfigDict:
+  """Everything but the model/data/loss blocks (reference schedule)."""
+  c = ml_collections.ConfigDict()
+  c.experiment_name = experiment_name
+  c.seed = 0
+  c.batch_size = 64
+  c.eval_batch_size = 64
+  c.num_epochs = 300
+  c.max_steps = 0
+  c.optim = ml_collections.ConfigDict(
+      {"lr": 1e-3, "decay_every_epochs": 15000 / 53, "decay_factor": 0.1,
+       "grad_clip": 0.0})
+  c.log_every_steps = 20
+  c.keep_checkpoints = 2
+  c.checkpoint_every_steps = 0
+  c.restart = False
+  return c
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, variant="av_att", weak=False, fusion="concat",
+                         stage="late", blocks=1, data="synthetic",
+                         runlocal=False)
+  if arg.variant not in VARIANTS:
+    raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
+  c = base("ave_" + "_".join(
+      [("w_" if arg.weak else "") + arg.variant, arg.stage, arg.fusion] +
+      ([f"x{arg.blocks}"] if arg.blocks != 1 else [])))
+  c.trainer = "ave_supervised"
+  c.model = model(fusion=arg.fusion, stage=arg.stage, num_blocks=arg.blocks,
+                  **VARIANTS[arg.variant])
+  c.data = data(arg.data, arg.weak)
+  c.loss = ml_collections.ConfigDict(
+      {"type": "mil" if arg.weak else "segment",
+       "pooling": "mean"})  # paper Eq. 7; the reference code uses "max"
+  c.eval = ml_collections.ConfigDict({"best_metric": "acc"})
+  c.table_keys = ["acc", "acc_event", "acc_background", "att_mass",
+                  "att_uniform"]
+  if arg.data == "synthetic":  # a short schedule and a lighter attention MLP
+    c.batch_size = 32
+    c.num_epochs = 8
+    c.optim.decay_every_epochs = 6
+    c.model.att_dim = 64
+  if arg.runlocal:
+    runlocal(c)
+    c.model.update(lstm_hidden=32, att_dim=32, fusion_dim=64)
+  return c
+
+
+def runlocal(c: ml_collections.ConfigDict) -> None:
+  """A tiny synthetic dataset and 2 epochs: about a minute on CPU."""
+  c.data.synthetic = {"num_train": 128, "num_background": 16, "num_val": 32,
+                      "num_test": 32}
+  c.batch_size = c.eval_batch_size = 32
+  c.num_epochs = 2
+  c.log_every_steps = 2
+
+
+def table1():
+  rows = []
+  for weak in (False, True):
+    for v, name in ROW_NAMES.items():
+      rows.append({"config": f"configs/ave.py:variant={v}" +
+                             (",weak" if weak else ""),
+                   "name": ("W-" if weak else "") + name})
+  return rows
+
+
+def table2():
+  rows = []
+  for stage in STAGES:
+    for f in ave_fusion.NAMES:
+      if f == "dmrfe" and stage != "late":
+        continue
+      rows.append({"config": f"configs/ave.py:fusion={f},stage={stage}",
+                   "name": f"{stage}-{f}"})
+  return rows
+
+
+def get_hyper(h):
+  """Rows of a table: table1 (modalities, full/weak; table1_full|weak: one
+  half, richest rows first), table2 (fusion x
+  stage; table2_early|late|decision: one stage), blocks (stacked DMRN)."""
+  if h == "table1":
+    return table1()
+  if h.endswith("_rev"):  # the same rows, last first (a second worker)
+    return get_hyper(h[:-4])[::-1]
+  if h in ("table1_full", "table1_weak"):  # one half of table1
+    return [r for r in table1() if r["name"].startswith("W-") == (
+        h == "table1_weak")][::-1]
+  if h == "table2":
+    return table2()
+  if h.startswith("table2_"):  # one stage, e.g. table2_late; key rows first
+    rows = [r for r in table2() if r["name"].startswith(h[7:] + "-")]
+    return sorted(rows, key=lambda r: r["name"].split("-")[1] not in (
+        "concat", "dmrn"))
+  if h == "blocks":
+    return [{"config": f"configs/ave.py:fusion=dmrn,blocks={b}",
+             "name": f"DMRN x{b}"} for b in (1, 2, 3)]
+  raise ValueError(f"hyper={h!r}; valid: 'table1', 'table2', 'blocks'")

@@ -1,0 +1,61 @@
+"""AVE cross-modality localization (Tian et al. 2018, Sec. 5, Table 3).
+
+Default (built-in synthetic AVE-like dataset, AVDLN):
+  python -m avjax.main --config=configs/ave_cml.py --workdir=/tmp/avjax/cml
+Variants (`:variant=NAME`): avdln (contrastive distance learning, margin
+2.0), dcca (deep CCA baseline). Table 3 (A2V / V2A exact-match accuracy on
+the test clips whose event is shorter than the clip):
+  python -m avjax.sweep --config=configs/ave_cml.py --hyper=table3 \
+      --workdir=DIR
+Real AVE after `python -m avjax.prepare ave ...` (needs visual_feature_vec.h5;
+reference schedule: batch 8, 20 epochs):
+  python -m avjax.main --config=configs/ave_cml.py:data=ave \
+      --config.data.data_dir=DIR --workdir=...
+Paper: AVDLN A2V 44.8, V2A 35.6; DCCA 34.8, 34.1.
+"""
+
+import ml_collections
+
+from configs import ave
+from configs import common
+
+VARIANTS = {
+    "avdln": {"kind": "avdln", "out": 64},
+    "dcca": {"kind": "dcca", "out": 16},
+}
+LOSSES = {"avdln": "contrastive", "dcca": "dcca"}
+
+
+def get_config(arg=None):
+  arg = common.parse_arg(arg, variant="avdln", data="synthetic",
+                         runlocal=False)
+  if arg.variant not in VARIANTS:
+    raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
+  c = ave.base(f"ave_cml_{arg.variant}")
+  c.trainer = "avdln"
+  c.model = ml_collections.ConfigDict(dict(
+      {"name": "avdln", "hidden": 128, "visual_key": "visual_vec"},
+      **VARIANTS[arg.variant]))
+  c.data = ave.data(arg.data, weak=False)
+  c.loss = ml_collections.ConfigDict(
+      {"type": LOSSES[arg.variant], "margin": 2.0, "cca_dim": 8})
+  c.eval = ml_collections.ConfigDict({"best_metric": "cml"})
+  c.table_keys = ["a2v", "v2a", "chance", "num_queries"]
+  c.batch_size = 8
+  c.num_epochs = 20
+  c.optim.decay_every_epochs = 20
+  if arg.data == "synthetic":  # bigger batches: more pairs, fewer steps
+    c.batch_size = 32
+    c.num_epochs = 15
+    c.optim.decay_every_epochs = 10
+  if arg.runlocal:
+    ave.runlocal(c)
+  return c
+
+
+def get_hyper(h):
+  """table3: AVDLN and the DCCA baseline."""
+  if h not in (None, "table3"):
+    raise ValueError(f"hyper={h!r}; valid: 'table3'")
+  return [{"config": "configs/ave_cml.py:variant=avdln", "name": "AVDLN"},
+          {"config": "configs/ave_cml.py:variant=dcca", "name": "DCCA"}]

@@ -1,0 +1,109 @@
+"""AVE network (every stage, modality, attention) and AVDLN shapes."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from avjax.models import ave_net
+from avjax.models import avdln
+from configs import ave as ave_config
+
+B, T, C = 2, 5, 7
+
+
+def inputs(seed=0):
+  k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+  return {"audio": jax.random.normal(k1, (B, T, 6)),
+          "visual_map": jax.nn.relu(jax.random.normal(k2, (B, T, 3, 3, 8))),
+          "segment_mask": jnp.ones((B, T)).at[1, 3:].set(0)}
+
+
+def model(**kw):
+  cfg = ave_config.model(lstm_hidden=4, att_dim=8, att_hidden=5,
+                         fusion_dim=6, head_hidden=5, **kw)
+  return ave_net.build(cfg, C)
+
+
+def run(m, x=None):
+  x = x or inputs()
+  params = m.init(jax.random.PRNGKey(0), x)
+  return m.apply(params, x), params
+
+
+class AVENetTest(parameterized.TestCase):
+
+  @parameterized.parameters(("early", "gmu"), ("late", "dmrn"),
+                            ("decision", "concat"), ("late", "mrn"))
+  def test_stages(self, stage, fusion):
+    out, _ = run(model(stage=stage, fusion=fusion))
+    self.assertEqual(out["logits"].shape, (B, T, C))
+    np.testing.assert_allclose(out["prob"].sum(-1), 1.0, atol=1e-5)
+    self.assertEqual(out["attention"].shape, (B, T, 9))
+
+  @parameterized.parameters(("a", False), ("v", True), ("av", False))
+  def test_modalities(self, modalities, attention):
+    m = model(modalities=modalities, attention=attention)
+    out, params = run(m)
+    self.assertEqual(out["logits"].shape, (B, T, C))
+    self.assertEqual("attention" in out, attention)
+    names = set(params["params"])
+    self.assertEqual("lstm_a" in names, "a" in modalities)
+    self.assertEqual("lstm_v" in names, "v" in modalities)
+
+  def test_attention_is_a_distribution_steered_by_audio(self):
+    x = inputs()
+    m = model()
+    out, params = run(m, x)
+    np.testing.assert_allclose(out["attention"].sum(-1), 1.0, atol=1e-5)
+    x2 = dict(x, audio=x["audio"] * 3.0)
+    out2 = m.apply(params, x2)
+    self.assertGreater(float(jnp.abs(out2["attention"] -
+                                     out["attention"]).max()), 1e-4)
+
+  def test_dmrfe_averages_branch_probabilities(self):
+    out, params = run(model(fusion="dmrfe"))
+    self.assertEqual(out["branch_logits"].shape, (2, B, T, C))
+    np.testing.assert_allclose(
+        out["prob"], jax.nn.softmax(out["branch_logits"], -1).mean(0),
+        atol=1e-6)
+    self.assertIn("fusion_1", params["params"])
+
+  def test_pooled_visual_equals_region_mean(self):
+    m = model(modalities="v", attention=False)
+    x = inputs()
+    params = m.init(jax.random.PRNGKey(0), x)
+    vec = dict(x, visual_vec=x["visual_map"].mean((2, 3)))
+    out = m.apply(params, x)
+    m_vec = model(modalities="v", attention=False, visual_key="visual_vec")
+    np.testing.assert_allclose(m_vec.apply(params, vec)["logits"],
+                               out["logits"], atol=1e-5)
+
+  def test_config_errors(self):
+    cfg = ave_config.model(stage="middle", fusion="dmrfe", num_blocks=2)
+    errors = " ".join(ave_net.check(cfg))
+    self.assertIn("model.stage='middle'", errors)
+    self.assertIn("dmrfe' needs model.stage='late'", errors)
+    with self.assertRaisesRegex(ValueError, "only .* stack blocks"):
+      ave_net.build(ave_config.model(fusion="gmu", num_blocks=2), C)
+    self.assertEqual(ave_net.input_features(ave_config.model(
+        modalities="v", attention=True)), ("audio", "visual_map"))
+    self.assertEqual(ave_net.input_features(ave_config.model(
+        modalities="v", attention=False)), ("visual_map",))
+
+
+class AVDLNTest(absltest.TestCase):
+
+  def test_distances(self):
+    m = avdln.AVDLN(hidden=8, out=3, visual_key="visual_map")
+    x = inputs()
+    out = m.apply(m.init(jax.random.PRNGKey(0), x), x)
+    self.assertEqual(out["dist"].shape, (B, T, T))
+    want = jnp.linalg.norm(out["audio_emb"][:, 2] - out["visual_emb"][:, 4],
+                           axis=-1)
+    np.testing.assert_allclose(out["dist"][:, 2, 4], want, rtol=1e-5)
+
+
+if __name__ == "__main__":
+  absltest.main()
