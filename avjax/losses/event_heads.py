@@ -1,0 +1,45 @@
+"""Multi-task loss of the event-specific heads (paper Eq. 4)."""
+
+from typing import Dict, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+def single_label_targets(labels: jnp.ndarray,
+                         clip_id_bytes: Optional[jnp.ndarray] = None
+                         ) -> jnp.ndarray:
+  """One-hot [B, C] single label of possibly multi-hot labels [B, C].
+
+  One-hot labels are returned unchanged. A multi-hot clip keeps one of its
+  labels, chosen by a hash of its clip id (fixed for the clip across epochs:
+  "trained with single labels", as the paper does on LLP); without ids, the
+  first label in class order. A clip without labels gets all zeros (no loss).
+  """
+  labels = (labels > 0).astype(jnp.float32)
+  count = labels.sum(-1, keepdims=True)
+  if clip_id_bytes is None:
+    j = jnp.zeros_like(count)
+  else:
+    w = jnp.arange(1, clip_id_bytes.shape[-1] + 1, dtype=jnp.int32)
+    h = (clip_id_bytes.astype(jnp.int32) * w).sum(-1, keepdims=True)
+    j = (h % jnp.maximum(count, 1).astype(jnp.int32)).astype(jnp.float32)
+  return labels * (jnp.cumsum(labels, -1) == j + 1)
+
+
+def multi_head_loss(logits: jnp.ndarray, targets: jnp.ndarray,
+                    heads: Sequence[str], weights: Optional[jnp.ndarray] = None
+                    ) -> Dict[str, jnp.ndarray]:
+  """Sum over heads of the softmax cross-entropy, equal weights.
+
+  logits [B, H, C]; targets [B, C] one-hot (all-zero rows add nothing);
+  weights [B] optional per-clip weights (e.g. `_mask`). Returns the total
+  `loss` and `loss_<head>` per head (means over the batch).
+  """
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  ce = -(logp * targets[:, None, :]).sum(-1)  # [B, H]
+  w = jnp.ones(ce.shape[:1]) if weights is None else weights
+  per_head = (ce * w[:, None]).sum(0) / jnp.maximum(w.sum(), 1.0)
+  terms = {f"loss_{h}": per_head[i] for i, h in enumerate(heads)}
+  terms["loss"] = per_head.sum()
+  return terms

@@ -1,0 +1,132 @@
+"""Inference and metrics of the event-specific heads (NumPy, on host).
+
+Single label: majority voting over the heads' top-1 labels; when several
+labels share the most votes (e.g. 2-2-1 or 1-1-1-1-1) the label of the most
+confident head among those voting for them wins (paper Sec. 4.2).
+Multi-label: the union of the heads' top-1 labels, compared with the top-K
+labels of a model's mean head probabilities (the Top-K baselines).
+Accuracies and F1 are in percent. A clip is single-label correct when its
+prediction is its `primary` label, or, without primary labels (LLP), one of
+its `labels`.
+"""
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+TOP_K = (1, 2, 3, 4, 5)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+  z = logits - logits.max(-1, keepdims=True)
+  e = np.exp(z)
+  return e / e.sum(-1, keepdims=True)
+
+
+def vote(logits: np.ndarray) -> np.ndarray:
+  """logits [N, H, C] -> voted label [N] (ties: most confident head)."""
+  p = softmax(logits)
+  top = p.argmax(-1)  # [N, H]
+  conf = p.max(-1)
+  n, _, c = p.shape
+  votes = np.zeros((n, c), np.int64)
+  np.add.at(votes, (np.arange(n)[:, None], top), 1)
+  best = votes.max(-1, keepdims=True)
+  tied_head = (votes[np.arange(n)[:, None], top] == best)  # [N, H]
+  return top[np.arange(n), np.where(tied_head, conf, -1.0).argmax(-1)]
+
+
+def union(logits: np.ndarray) -> np.ndarray:
+  """bool [N, C]: the set of the heads' top-1 labels."""
+  top = logits.argmax(-1)
+  out = np.zeros((logits.shape[0], logits.shape[-1]), bool)
+  out[np.arange(len(top))[:, None], top] = True
+  return out
+
+
+def top_k(probs: np.ndarray, k: int) -> np.ndarray:
+  """bool [N, C]: the k highest-probability labels of probs [N, C]."""
+  idx = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+  out = np.zeros(probs.shape, bool)
+  out[np.arange(len(idx))[:, None], idx] = True
+  return out
+
+
+def f1_scores(pred: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
+  """Micro F1 over all (clip, label) pairs and the mean per-clip F1."""
+  pred, truth = pred.astype(bool), truth.astype(bool)
+  tp = (pred & truth).sum(-1)
+  npred, ntrue = pred.sum(-1), truth.sum(-1)
+  micro = 2 * tp.sum() / max(npred.sum() + ntrue.sum(), 1)
+  per = np.where(npred + ntrue > 0, 2 * tp / np.maximum(npred + ntrue, 1),
+                 1.0)
+  return {"micro": 100.0 * float(micro), "sample": 100.0 * float(per.mean())}
+
+
+def correct(pred: np.ndarray, labels: np.ndarray,
+            primary: Optional[np.ndarray] = None) -> np.ndarray:
+  """bool [N] or [N, H]: whether labels pred [N] or [N, H] are right."""
+  ref = (primary if primary is not None else labels) > 0
+  if pred.ndim == 1:
+    return np.take_along_axis(ref, pred[:, None], axis=1)[:, 0]
+  return np.take_along_axis(ref, pred, axis=1)
+
+
+def score(logits: np.ndarray, labels: np.ndarray,
+          primary: Optional[np.ndarray], heads: Sequence[str]
+          ) -> Dict[str, float]:
+  """The flat metric dict of one split (see `avjax.trainers.event_heads`)."""
+  res = {"num_clips": float(len(logits)),
+         "acc": 100.0 * float(correct(vote(logits), labels, primary).mean())}
+  per_head = correct(logits.argmax(-1), labels, primary)  # [N, H]
+  for i, h in enumerate(heads):
+    res[f"acc_{h}"] = 100.0 * float(per_head[:, i].mean())
+  u = union(logits)
+  f = f1_scores(u, labels)
+  res.update(f1_union=f["micro"], f1s_union=f["sample"],
+             card_union=float(u.sum(-1).mean()),
+             card_labels=float((labels > 0).sum(-1).mean()))
+  mean_p = softmax(logits).mean(1)
+  for k in TOP_K:
+    if k <= logits.shape[-1]:
+      f = f1_scores(top_k(mean_p, k), labels)
+      res[f"f1_top{k}"], res[f"f1s_top{k}"] = f["micro"], f["sample"]
+  return res
+
+
+def complementarity(logits: np.ndarray, labels: np.ndarray,
+                    primary: Optional[np.ndarray], heads: Sequence[str]
+                    ) -> Dict[str, int]:
+  """Paper Table 3: clips only one of continuous/instant/onset gets right,
+  and clips instant or onset gets right but continuous does not."""
+  ok = correct(logits.argmax(-1), labels, primary)
+  i = {h: heads.index(h) for h in ("continuous", "instant", "onset")}
+  trio = ok[:, [i["continuous"], i["instant"], i["onset"]]]
+  only = trio & (trio.sum(1, keepdims=True) == 1)
+  return {"continuous": int(only[:, 0].sum()),
+          "instant": int(only[:, 1].sum()), "onset": int(only[:, 2].sum()),
+          "(ins|ons)&~cont": int(((trio[:, 1] | trio[:, 2]) &
+                                  ~trio[:, 0]).sum()),
+          "num_clips": int(len(ok))}
+
+
+def dominant_types(logits: np.ndarray, labels: np.ndarray,
+                   primary: Optional[np.ndarray], heads: Sequence[str]):
+  """Paper Table 4: per clip, the head with the highest probability on the
+  ground-truth class (each label of the clip without primary labels); per
+  class, the majority head over its clips.
+
+  Returns:
+    (assigned [C] head index, -1 for classes without clips;
+     votes [C, H] clip counts).
+  """
+  z = logits - logits.max(-1, keepdims=True)
+  logp = z - np.log(np.exp(z).sum(-1, keepdims=True))  # exact near p = 1
+  ref = (primary if primary is not None else labels) > 0
+  best = logp.argmax(1)  # [N, C] best head per class
+  c, h = ref.shape[1], len(heads)
+  votes = np.zeros((c, h), np.int64)
+  n_idx, c_idx = np.nonzero(ref)
+  np.add.at(votes, (c_idx, best[n_idx, c_idx]), 1)
+  assigned = np.where(votes.sum(1) > 0, votes.argmax(1), -1)
+  return assigned, votes

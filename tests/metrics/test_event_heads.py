@@ -1,0 +1,79 @@
+"""Voting, union, Top-K, F1 and the Table 3/4 analyses, by hand."""
+
+from absl.testing import absltest
+import numpy as np
+
+from avjax.metrics import event_heads as m
+
+HEADS = ("continuous", "instant", "onset", "visual", "audio")
+
+
+def logits_of(tops, confs, c=4):
+  """[N, H, C] logits whose head h picks tops[n][h] with prob ~confs[n][h]."""
+  out = np.zeros((len(tops), len(tops[0]), c))
+  for n, (ts, cs) in enumerate(zip(tops, confs)):
+    for h, (t, p) in enumerate(zip(ts, cs)):
+      out[n, h, t] = np.log(p * (c - 1) / (1 - p))
+  return out
+
+
+class EventHeadsMetricsTest(absltest.TestCase):
+
+  def test_vote_majority_and_confidence_tie_break(self):
+    lg = logits_of([[1, 1, 2, 3, 1],      # majority 1
+                    [0, 0, 2, 2, 3],      # 2-2 tie: most confident of them
+                    [0, 1, 2, 3, 3]],     # 3 has two votes
+                   [[.5] * 5, [.5, .6, .5, .9, .99], [.9, .5, .5, .4, .4]])
+    np.testing.assert_array_equal(m.vote(lg), [1, 2, 3])
+    lg = logits_of([[0, 1, 2, 3]], [[.3, .4, .9, .5]])  # no two agree
+    self.assertEqual(m.vote(lg)[0], 2)
+
+  def test_union_topk_f1(self):
+    lg = logits_of([[1, 1, 2, 3, 1], [0, 0, 0, 0, 0]], [[.5] * 5] * 2)
+    u = m.union(lg)
+    np.testing.assert_array_equal(u, [[0, 1, 1, 1], [1, 0, 0, 0]])
+    truth = np.array([[0, 1, 1, 0], [1, 0, 0, 1]])
+    f = m.f1_scores(u, truth)
+    # tp = 2 + 1, predicted 4, true 4 -> micro 6/8; per clip 4/5, 2/3.
+    self.assertAlmostEqual(f["micro"], 75.0)
+    self.assertAlmostEqual(f["sample"], 100 * (0.8 + 2 / 3) / 2)
+    p = np.array([[.1, .5, .3, .1]])
+    np.testing.assert_array_equal(m.top_k(p, 2), [[0, 1, 1, 0]])
+
+  def test_score_and_correctness_with_and_without_primary(self):
+    lg = logits_of([[1, 1, 2, 3, 1], [0, 2, 2, 0, 0]], [[.6] * 5] * 2)
+    labels = np.array([[0, 1, 1, 0], [0, 0, 1, 0]], np.float32)
+    primary = np.array([[0, 0, 1, 0], [0, 0, 1, 0]], np.float32)
+    s = m.score(lg, labels, primary, HEADS)
+    self.assertAlmostEqual(s["acc"], 0.0)        # votes 1 and 0
+    self.assertAlmostEqual(s["acc_onset"], 100.0)
+    self.assertAlmostEqual(s["acc_instant"], 50.0)
+    s = m.score(lg, labels, None, HEADS)          # hit in the label set
+    self.assertAlmostEqual(s["acc"], 50.0)
+    self.assertAlmostEqual(s["card_union"], 2.5)
+
+  def test_complementarity_counts(self):
+    lg = logits_of([[2, 0, 0, 0, 0],   # only continuous right
+                    [0, 2, 0, 0, 0],   # only instant right
+                    [0, 2, 2, 0, 0],   # instant and onset, not continuous
+                    [2, 2, 0, 0, 0]],  # continuous and instant
+                   [[.5] * 5] * 4)
+    primary = np.eye(4)[[2, 2, 2, 2]]
+    c = m.complementarity(lg, primary, primary, HEADS)
+    self.assertEqual(c, {"continuous": 1, "instant": 1, "onset": 0,
+                         "(ins|ons)&~cont": 2, "num_clips": 4})
+
+  def test_dominant_types(self):
+    # Class 0: onset head most confident on 2 of 3 clips; class 1: audio.
+    lg = logits_of([[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0],
+                    [1, 1, 1, 1, 1]],
+                   [[.5, .6, .9, .5, .5], [.5, .5, .8, .5, .5],
+                    [.9, .5, .5, .5, .5], [.5, .5, .5, .5, .7]])
+    primary = np.eye(4)[[0, 0, 0, 1]]
+    assigned, votes = m.dominant_types(lg, primary, primary, HEADS)
+    np.testing.assert_array_equal(assigned, [2, 4, -1, -1])
+    np.testing.assert_array_equal(votes[0], [1, 0, 2, 0, 0])
+
+
+if __name__ == "__main__":
+  absltest.main()
