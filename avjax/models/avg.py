@@ -1,0 +1,97 @@
+"""Audio-visual grounding (AVG) encoder of cross-modal learning for AVVP.
+
+Lamba et al. 2021 pretrain a UNITER-like transformer on audio and visual
+snippet embeddings with a margin contrastive grounding objective
+(`avjax.losses.grounding`) and initialise the AVVP model from it. The same
+`AVGEncoder` is the pretraining model's `avg_encoder` subtree and, with
+`model.avg_layers > 0`, the AVVP network's input encoder, so a pretraining
+checkpoint transfers by parameter subtree (`avjax.utils.pretrained`).
+"""
+
+from typing import Any, Dict, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from avjax.models import attention
+from avjax.models import encoders
+
+
+def sinusoidal_positions(t: int, d: int) -> jnp.ndarray:
+  """Fixed [t, d] transformer position encodings (any clip length)."""
+  pos = np.arange(t)[:, None]
+  div = np.exp(np.arange(0, d, 2) * (-np.log(10000.0) / d))
+  pe = np.zeros((t, d), np.float32)
+  pe[:, 0::2] = np.sin(pos * div)
+  pe[:, 1::2] = np.cos(pos * div)[:, :d // 2]
+  return jnp.asarray(pe)
+
+
+class AVGEncoder(nn.Module):
+  """Single-stream transformer over the audio and visual snippets of a clip.
+
+  Audio [B, T, Da] -> Dense, visual frames/motion -> `VisualProjection` (the
+  same projections as HAN), plus a learned modality embedding and fixed
+  position encodings; the 2T tokens go through `num_layers` self-attention
+  layers (`HybridAttentionLayer` without the cross branch) and are split back
+  into the two streams.
+
+  Attributes:
+    d_model, num_layers, num_heads, d_ff, dropout: transformer settings.
+    frames_per_segment, use_frames, use_motion, pool_first: visual input
+      (as `AVVPNet`).
+    dtype: computation dtype.
+  """
+  d_model: int = 512
+  num_layers: int = 2
+  num_heads: int = 1
+  d_ff: int = 512
+  dropout: float = 0.1
+  frames_per_segment: int = 8
+  use_frames: bool = True
+  use_motion: bool = True
+  pool_first: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, batch: Dict[str, jnp.ndarray], *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """batch: audio [B,T,Da], visual [B,T*F,Dv], motion [B,T,Dm],
+    segment_mask [B,T] -> (audio, visual) embeddings [B, T, d]."""
+    a = nn.Dense(self.d_model, dtype=self.dtype, name="audio_proj")(
+        batch["audio"])
+    v = encoders.VisualProjection(
+        self.d_model, self.frames_per_segment, self.pool_first, self.dtype,
+        name="visual_proj")(batch["visual"] if self.use_frames else None,
+                            batch["motion"] if self.use_motion else None)
+    t = a.shape[1]
+    types = self.param("modality_emb", nn.initializers.normal(0.02),
+                       (2, self.d_model))
+    pos = sinusoidal_positions(t, self.d_model)
+    x = jnp.concatenate([a + pos + types[0], v + pos + types[1]], axis=1)
+    mask = batch.get("segment_mask")
+    if mask is not None:
+      mask = jnp.concatenate([mask, mask], axis=1)
+    for i in range(self.num_layers):
+      x = attention.HybridAttentionLayer(
+          self.d_model, self.num_heads, self.d_ff, self.dropout,
+          cross_attention=False, dtype=self.dtype, name=f"layer_{i}")(
+              x, x, mask, train=train)
+    return x[:, :t], x[:, t:]
+
+
+class AVGPretrainNet(nn.Module):
+  """The AVG pretraining model: an `AVGEncoder` under the name `avg_encoder`.
+
+  Attributes:
+    avg_encoder: the encoder (its parameters are the subtree `avg_encoder`,
+      the same path as in `AVVPNet`).
+  """
+  avg_encoder: AVGEncoder
+
+  def __call__(self, batch: Dict[str, jnp.ndarray], *,
+               train: bool) -> Dict[str, jnp.ndarray]:
+    """Returns `audio_emb`, `visual_emb` [B, T, d]."""
+    a, v = self.avg_encoder(batch, train=train)
+    return {"audio_emb": a, "visual_emb": v}
