@@ -78,6 +78,9 @@ def define_flags(fv=flags.FLAGS, argv: Optional[List[str]] = None) -> None:
                     f"{list(SOURCES)}.", flag_values=fv)
   flags.DEFINE_integer("num_train_clips", 1024, "Clips in the temporary "
                        "train split (tfrecord source).", flag_values=fv)
+  flags.DEFINE_integer("num_classes", len(classes.LLP_CLASSES), "Classes of "
+                       "the temporary dataset (LLP: 25, VEBA: 376).",
+                       flag_values=fv)
   flags.DEFINE_integer("num_eval_clips", 1849, "Clips to evaluate (LLP val + "
                        "test = 1849); 0 skips the eval.", flag_values=fv)
   flags.DEFINE_string("tmp_dir", None, "Parent of the temporary dataset "
@@ -122,11 +125,18 @@ def memory_info() -> Dict[str, Any]:
                             if stats else None)}
 
 
-def _clips(split: str, n: int, dense: bool, seed: int,
-           pool: int = 8) -> Iterator[dict]:
+def class_names(num_classes: int) -> Sequence[str]:
+  """LLP's classes for 25, else class_000, class_001, ..."""
+  if num_classes == len(classes.LLP_CLASSES):
+    return classes.LLP_CLASSES
+  return tuple(f"class_{i:03d}" for i in range(num_classes))
+
+
+def _clips(split: str, n: int, dense: bool, seed: int, pool: int = 8,
+           num_classes: int = len(classes.LLP_CLASSES)) -> Iterator[dict]:
   """n LLP-shaped clips; random features cycled from a small pool."""
   rng = np.random.default_rng(seed)
-  c = len(classes.LLP_CLASSES)
+  c = num_classes
   feats = [{s.name: rng.standard_normal(
       (NUM_SEGMENTS * s.frames_per_segment,) + s.shape, np.float32)
             for s in schema.LLP_FEATURES} for _ in range(min(pool, n))]
@@ -141,21 +151,25 @@ def _clips(split: str, n: int, dense: bool, seed: int,
     yield clip
 
 
-def write_dataset(out_dir: str, data_cfg, num_train: int,
-                  num_eval: int) -> Dict[str, Any]:
+def write_dataset(out_dir: str, data_cfg, num_train: int, num_eval: int,
+                  num_classes: int = len(classes.LLP_CLASSES)
+                  ) -> Dict[str, Any]:
   """Writes the LLP-shaped train (and eval) split; returns a summary."""
   t0 = time.perf_counter()
-  w = tfrecord.DatasetWriter(out_dir, "benchmark", classes.LLP_CLASSES,
+  w = tfrecord.DatasetWriter(out_dir, "benchmark", class_names(num_classes),
                              schema.LLP_FEATURES)
-  w.write_split(data_cfg.train_split, _clips("train", num_train, False, 0),
+  w.write_split(data_cfg.train_split, _clips(
+      "train", num_train, False, 0, num_classes=num_classes),
                 TRAIN_KEYS, data_cfg.num_shards)
   if num_eval:
-    w.write_split(data_cfg.val_split, _clips("val", num_eval, True, 1),
+    w.write_split(data_cfg.val_split, _clips(
+        "val", num_eval, True, 1, num_classes=num_classes),
                   EVAL_KEYS, data_cfg.num_shards)
   w.finish()
   size = sum(os.path.getsize(os.path.join(out_dir, f))
              for f in os.listdir(out_dir))
   return {"train_clips": num_train, "eval_clips": num_eval,
+          "num_classes": num_classes,
           "mib": size / 2**20, "write_s": time.perf_counter() - t0}
 
 
@@ -314,7 +328,8 @@ def run(fv) -> Dict[str, Any]:
                                    dir=fv.tmp_dir) as tmp:
     num_train = fv.num_train_clips if tfr else max(sizes)
     res["data"] = write_dataset(tmp, fv.config.data, num_train,
-                                fv.num_eval_clips if tfr else 0)
+                                fv.num_eval_clips if tfr else 0,
+                                fv.num_classes)
     s, state, step_fn = make_run(fv.config, tmp, sizes[0])
     res["model"] = {"params": train_lib.param_count(state.params),
                     **{k: fv.config.model[k] for k in (
@@ -342,7 +357,8 @@ def format_tables(res: Dict[str, Any]) -> str:
            f"{e['cpu_count']} CPUs ({e['cpu_affinity']} usable, load "
            f"{e['loadavg_1m']:.1f} -> {res['loadavg_1m_end']:.1f}); model "
            f"d={m['d_model']} pool_first={m['pool_first']} dtype={m['dtype']}"
-           f", {m['params']:,} params; median of {res['steps']} steps", ""]
+           f", {m['params']:,} params, {res['data'].get('num_classes', 25)} "
+           f"classes; median of {res['steps']} steps", ""]
   srcs = [x for x in SOURCES if x in res["sources"]]
   lines += ["| batch | compile s | GFLOP/step | " + " | ".join(
       f"{x} ms | {x} CPU ms | {x} clips/s | {x} GFLOP/s" for x in srcs) +

@@ -31,17 +31,20 @@ import jax
 from avjax.utils import runtime
 from avjax.utils import writers
 
-flags.DEFINE_string("config", None, "Config file with get_hyper(), e.g. "
-                    "configs/avvp_ma.py")
-flags.DEFINE_string("hyper", None, "Argument of get_hyper (the table name).")
-flags.DEFINE_string("workdir", None, "Sweep directory; one subfolder a row.")
-flags.DEFINE_bool("runlocal", False, "Append `runlocal` to every row's config "
-                  "argument (tiny, fast rows).")
-flags.DEFINE_list("keys", None, "Metric columns (default: the config's "
-                  "table_keys, else every metric of the first row).")
-flags.DEFINE_string("split", None, "Split to tabulate (default: the test "
-                    "split of each row's config).")
-flags.DEFINE_bool("dry_run", False, "Only list the rows and their configs.")
+
+def define_flags():
+  """The command's flags (defined when run, not on import)."""
+  flags.DEFINE_string("config", None, "Config file with get_hyper(), e.g. "
+                      "configs/avvp_ma.py")
+  flags.DEFINE_string("hyper", None, "Argument of get_hyper (the table name).")
+  flags.DEFINE_string("workdir", None, "Sweep directory; one subfolder a row.")
+  flags.DEFINE_bool("runlocal", False, "Append `runlocal` to every row's config "
+                    "argument (tiny, fast rows).")
+  flags.DEFINE_list("keys", None, "Metric columns (default: the config's "
+                    "table_keys, else every metric of the first row).")
+  flags.DEFINE_string("split", None, "Split to tabulate (default: the test "
+                      "split of each row's config).")
+  flags.DEFINE_bool("dry_run", False, "Only list the rows and their configs.")
 
 
 def _module(path: str):
@@ -164,5 +167,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   flags.mark_flags_as_required(["config"])
   app.run(main)

@@ -67,10 +67,15 @@ def avvp_net(**overrides) -> ml_collections.ConfigDict:
       "name": "avvp_net", "d_model": 512, "num_layers": 1, "num_heads": 1,
       "d_ff": 512, "dropout": 0.1, "cross_attention": True,
       "input_modalities": "av", "use_frames": True, "use_motion": True,
-      "pool_first": True, "dtype": "float32",
+      "pool_first": True, "fused_attention": True, "dtype": "float32",
       # Cross-modal learning (Lamba et al. 2021); all off is HAN.
       "global_context": False, "separate_self_attention": False,
-      "skip": False, "adversarial": False})
+      "skip": False, "adversarial": False,
+      # AVG pretraining (Lamba et al. 2021): avg_layers > 0 puts the AVG
+      # transformer encoder in front of the hybrid attention; init_from: a
+      # pretraining workdir whose `avg_encoder` initialises it (frozen with
+      # freeze_pretrained).
+      "avg_layers": 0, "init_from": "", "freeze_pretrained": False})
   cfg.update(overrides)
   return cfg
 

@@ -7,23 +7,21 @@ any other name reads an existing directory `config.data.data_dir` written by
 """
 
 import dataclasses
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 
-from absl import logging
-
+from avjax.data import cache
 from avjax.data import classes
 from avjax.data import schema
 from avjax.data import synthetic
+from avjax.data import synthetic_events
+from avjax.data import synthetic_ave
+from avjax.data import synthetic_veba
 from avjax.data import tfrecord
 
 # Read once, when the generator module is loaded: a new generator gets a new
 # cache key, and a long-running process keys by the code it actually runs.
-with open(synthetic.__file__, "rb") as _f:
-  _GENERATOR_SOURCE = _f.read()
+_GENERATOR_SOURCE = cache.read_sources([synthetic.__file__])
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "avjax")
 
@@ -43,30 +41,21 @@ def synthetic_features(cfg: synthetic.SyntheticConfig):
 def materialize_synthetic(cfg: synthetic.SyntheticConfig, root: str,
                           num_shards: int = 8) -> str:
   """Writes the synthetic splits once (atomically) and returns the directory."""
-  desc = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
-  key = hashlib.sha1(desc.encode() + _GENERATOR_SOURCE).hexdigest()[:10]
-  out = os.path.join(root, f"synthetic_{key}")
-  if os.path.exists(os.path.join(out, tfrecord.INFO_FILE)):
-    return out
-  os.makedirs(root, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".synthetic_{key}_", dir=root)
-  logging.info("generating the synthetic dataset in %s", out)
-  features = synthetic_features(cfg)
-  w = tfrecord.DatasetWriter(tmp, "synthetic", classes.LLP_CLASSES, features,
-                             extra={"synthetic_config": json.loads(desc)})
-  label_keys = {"train": ("labels", "audio_labels", "visual_labels"),
-                "val": ("labels", "audio_labels", "visual_labels") +
-                       schema.DENSE_KEYS}
-  for split in ("train", "val", "test"):
-    w.write_split(split, synthetic.generate_split(cfg, split),
-                  label_keys.get(split, label_keys["val"]),
-                  num_shards=num_shards)
-  w.finish()
-  try:
-    os.replace(tmp, out)
-  except OSError:  # another process won the race; its copy is identical
-    shutil.rmtree(tmp, ignore_errors=True)
-  return out
+  desc = json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+  def write(tmp):
+    w = tfrecord.DatasetWriter(tmp, "synthetic", classes.LLP_CLASSES,
+                               synthetic_features(cfg),
+                               extra={"synthetic_config": desc})
+    label_keys = {"train": ("labels", "audio_labels", "visual_labels"),
+                  "val": ("labels", "audio_labels", "visual_labels") +
+                         schema.DENSE_KEYS}
+    for split in ("train", "val", "test"):
+      w.write_split(split, synthetic.generate_split(cfg, split),
+                    label_keys.get(split, label_keys["val"]),
+                    num_shards=num_shards)
+    w.finish()
+  return cache.materialize(root, "synthetic", cfg, _GENERATOR_SOURCE, write)
 
 
 def resolve(data_cfg) -> str:
@@ -75,6 +64,22 @@ def resolve(data_cfg) -> str:
     root = data_cfg.get("cache_dir") or DEFAULT_CACHE
     return materialize_synthetic(synthetic_config(data_cfg), root,
                                  data_cfg.get("num_shards", 8))
+  if data_cfg.name == "synthetic_veba":
+    return synthetic_veba.materialize(
+        synthetic_veba.VebaSyntheticConfig(**dict(data_cfg.get(
+            "synthetic", {}))), data_cfg.get("cache_dir") or DEFAULT_CACHE,
+        data_cfg.get("num_shards", 8))
+  if data_cfg.name == "synthetic_ave":
+    root = data_cfg.get("cache_dir") or DEFAULT_CACHE
+    return synthetic_ave.materialize(
+        synthetic_ave.SyntheticAVEConfig(**dict(data_cfg.get("synthetic",
+                                                             {}))),
+        root, data_cfg.get("num_shards", 8))
+  if data_cfg.name == "synthetic_events":
+    return synthetic_events.materialize(
+        synthetic_events.from_data_config(data_cfg),
+        data_cfg.get("cache_dir") or DEFAULT_CACHE,
+        data_cfg.get("num_shards", 8))
   if not data_cfg.get("data_dir"):
     raise ValueError(f"config.data.name={data_cfg.name!r} needs "
                      "--config.data.data_dir=DIR (a directory written by "

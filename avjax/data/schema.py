@@ -12,6 +12,11 @@ which may differ from clip to clip):
   visual_labels: float32 [C] optional weak visual labels.
   seg_audio:     uint8 [T, C] optional dense per-segment audio labels.
   seg_visual:    uint8 [T, C] optional dense per-segment visual labels.
+  primary_labels: float32 [C] optional one-hot single (dominant) label of a
+                 clip whose `labels` are multi-hot (single-label accuracy).
+  onsets:        optional feature stream float32 [T, 1]: 1 where an audio
+                 onset falls in the segment (`ONSETS_FEATURE`, written by
+                 `avjax.data.onsets`).
 
 Batches produced by `avjax.data.pipeline` carry the same keys padded to the
 dataset's `max_segments`, plus `segment_mask` [B, T] and `_mask` [B] (0 for
@@ -23,6 +28,8 @@ from typing import Tuple
 
 LABEL_KEYS = ("labels", "audio_labels", "visual_labels")
 DENSE_KEYS = ("seg_audio", "seg_visual")
+# Clip-level [C] label keys beyond LABEL_KEYS (same encoding, never required).
+EXTRA_LABEL_KEYS = ("primary_labels",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,3 +67,6 @@ LLP_FEATURES = (
     FeatureSpec("visual", 8, (2048,)),
     FeatureSpec("motion", 1, (512,)),
 )
+
+# Per-segment 0/1 audio-onset indicator, stored like any feature stream.
+ONSETS_FEATURE = FeatureSpec("onsets", 1, (1,))

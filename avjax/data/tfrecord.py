@@ -68,7 +68,7 @@ def validate_clip(clip: dict, features: Sequence[schema.FeatureSpec],
                        f"value ({x[bad]}) at index {bad}")
   if t is None or t < 1:
     raise ValueError(f"{name}: no segments (T={t})")
-  for key in schema.LABEL_KEYS:
+  for key in schema.LABEL_KEYS + schema.EXTRA_LABEL_KEYS:
     if key in clip and np.shape(clip[key]) != (num_classes,):
       raise ValueError(f"{name}: {key!r} has shape {np.shape(clip[key])}, "
                        f"expected [{num_classes}]")
@@ -131,7 +131,8 @@ class DatasetWriter:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     label_keys = tuple(label_keys)
     for key in label_keys:
-      if key not in schema.LABEL_KEYS + schema.DENSE_KEYS:
+      if key not in (schema.LABEL_KEYS + schema.DENSE_KEYS +
+                     schema.EXTRA_LABEL_KEYS):
         raise ValueError(f"unknown label key {key!r}")
     names = [shard_name(split, i, num_shards) for i in range(num_shards)]
     tmp = [os.path.join(self.out_dir, n + ".tmp") for n in names]

@@ -90,8 +90,8 @@ def _masked_mean(per: jnp.ndarray, segment_mask, weights) -> jnp.ndarray:
 
 
 def adversarial_terms(out: Dict[str, jnp.ndarray], step, total_steps: int,
-                      segment_mask: Optional[jnp.ndarray] = None
-                      ) -> Dict[str, jnp.ndarray]:
+                      segment_mask: Optional[jnp.ndarray] = None,
+                      max_scale: float = 1.0) -> Dict[str, jnp.ndarray]:
   """Discriminator loss whose feature gradient is reversed and scaled.
 
   The model returns `disc_logits` (discriminator on gradient-reversed
@@ -107,6 +107,8 @@ def adversarial_terms(out: Dict[str, jnp.ndarray], step, total_steps: int,
     step: current training step (scalar; None means alpha = 1).
     total_steps: steps of the whole run.
     segment_mask: optional [B, T].
+    max_scale: multiplies alpha (0: no reversal, the discriminator alone is
+      trained; a control for the adversarial game).
 
   Returns:
     {"loss_disc", "disc_acc", "grl_scale"} scalars.
@@ -115,6 +117,7 @@ def adversarial_terms(out: Dict[str, jnp.ndarray], step, total_steps: int,
     alpha = jnp.float32(1.0)
   else:
     alpha = dann_scale(jnp.asarray(step, jnp.float32) / max(total_steps, 1))
+  alpha = max_scale * alpha
   rev = discriminator_bce(out["disc_logits"], segment_mask)
   det = discriminator_bce(out["disc_logits_detached"], segment_mask)
   return {"loss_disc": alpha * rev + (1.0 - alpha) * det,

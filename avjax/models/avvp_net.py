@@ -4,7 +4,7 @@ HAN (Tian et al. 2020) is the default configuration; later methods (MA,
 cross-modal learning, VEBA) are configurations of the same pieces.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import flax.linen as nn
 import jax
@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from avjax.losses import adversarial
 from avjax.models import attention
+from avjax.models import avg
 from avjax.models import discriminator
 from avjax.models import encoders
 from avjax.models import pooling
@@ -43,6 +44,8 @@ class AVVPNet(nn.Module):
     frames_per_segment: visual frames per segment.
     use_frames, use_motion: which visual features feed the visual stream.
     pool_first: average frames before the visual projection (exact rewrite).
+    fused_attention: `HybridAttentionLayer.fused` (exact rewrite: one input
+      projection matmul per stream, one batched output projection).
     global_context: global-context-aware attention (`gcaa`) in every
       attention of the hybrid layers (cross-modal learning's "GCAA").
     separate_self_attention: per-modality self-attention layers `self_a_i`,
@@ -52,6 +55,11 @@ class AVVPNet(nn.Module):
       modality (cross-modal learning's skip connection).
     adversarial: add a `ModalityDiscriminator` on the attended per-segment
       features through gradient reversal (outputs `disc_logits`).
+    avg_encoder: optional `avg.AVGEncoder` (AVG pretraining's transformer)
+      that replaces the input projections; its parameters are the subtree
+      `avg_encoder`, initialised from a pretraining run by the trainer.
+    avg_frozen: run `avg_encoder` deterministically under stop_gradient
+      (frozen pretrained embeddings, the paper's "Pretrained" row).
     dtype: computation dtype.
   """
   num_classes: int = 25
@@ -66,17 +74,21 @@ class AVVPNet(nn.Module):
   use_frames: bool = True
   use_motion: bool = True
   pool_first: bool = True
+  fused_attention: bool = True
   global_context: bool = False
   separate_self_attention: bool = False
   skip: bool = False
   adversarial: bool = False
+  avg_encoder: Optional[avg.AVGEncoder] = None
+  avg_frozen: bool = False
   dtype: Any = jnp.float32
 
   def _layer(self, name, cross=True, self_attn=True):
     return attention.HybridAttentionLayer(
         self.d_model, self.num_heads, self.d_ff, self.dropout,
         cross_attention=cross, self_attention=self_attn,
-        global_context=self.global_context, dtype=self.dtype, name=name)
+        global_context=self.global_context, fused=self.fused_attention,
+        dtype=self.dtype, name=name)
 
   def _encode(self, a, v, mask, train):
     """The stacked hybrid attention layers on streams a, v [B, T, d]."""
@@ -103,18 +115,8 @@ class AVVPNet(nn.Module):
     return {"disc_logits": disc(adversarial.gradient_reversal(x, 1.0)),
             "disc_logits_detached": disc(jax.lax.stop_gradient(x))}
 
-  @nn.compact
-  def __call__(self, batch: Dict[str, jnp.ndarray], *,
-               train: bool) -> Dict[str, jnp.ndarray]:
-    """batch: audio [B,T,Da], visual [B,T*F,Dv], motion [B,T,Dm],
-    segment_mask [B,T]. Returns the heads of `AttentiveMMILPooling` plus the
-    streams `audio_emb`, `visual_emb` [B,T,d] (after hybrid attention) and
-    `audio_in`, `visual_in` [B,T,d] (before it); with `adversarial`, also
-    `disc_logits` [B,T,2] (audio 0, visual 1; features gradient-reversed with
-    scale 1) and `disc_logits_detached` (same values, no feature gradient),
-    which `adversarial.adversarial_terms` combines into a scheduled
-    reversal."""
-    mask = batch.get("segment_mask")
+  def _project(self, batch):
+    """HAN's per-segment input projections -> streams a, v [B, T, d]."""
     a = v = None
     if "a" in self.input_modalities:
       a = nn.Dense(self.d_model, dtype=self.dtype, name="audio_proj")(
@@ -130,6 +132,33 @@ class AVVPNet(nn.Module):
                        "neither 'a' nor 'v'")
     a = v if a is None else a
     v = a if v is None else v
+    return a, v
+
+  def _pretrained_streams(self, batch, train):
+    """The AVG encoder's streams; frozen: deterministic, no gradient."""
+    if self.input_modalities != "av":
+      raise ValueError("avg_encoder needs input_modalities='av', not "
+                       f"{self.input_modalities!r}")
+    if self.avg_frozen:
+      return jax.lax.stop_gradient(self.avg_encoder(batch, train=False))
+    return self.avg_encoder(batch, train=train)
+
+  @nn.compact
+  def __call__(self, batch: Dict[str, jnp.ndarray], *,
+               train: bool) -> Dict[str, jnp.ndarray]:
+    """batch: audio [B,T,Da], visual [B,T*F,Dv], motion [B,T,Dm],
+    segment_mask [B,T]. Returns the heads of `AttentiveMMILPooling` plus the
+    streams `audio_emb`, `visual_emb` [B,T,d] (after hybrid attention) and
+    `audio_in`, `visual_in` [B,T,d] (before it); with `adversarial`, also
+    `disc_logits` [B,T,2] (audio 0, visual 1; features gradient-reversed with
+    scale 1) and `disc_logits_detached` (same values, no feature gradient),
+    which `adversarial.adversarial_terms` combines into a scheduled
+    reversal."""
+    mask = batch.get("segment_mask")
+    if self.avg_encoder is not None:
+      a, v = self._pretrained_streams(batch, train)
+    else:
+      a, v = self._project(batch)
     a_in, v_in = a, v
     a, v = self._encode(a, v, mask, train)
     x = jnp.stack([a, v], axis=2)

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 
+from avjax.models import avg
 from avjax.models import avvp_net
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -23,14 +24,31 @@ def build(model_cfg, info: dict):
         input_modalities=model_cfg.input_modalities, frames_per_segment=f,
         use_frames=model_cfg.use_frames, use_motion=model_cfg.use_motion,
         pool_first=model_cfg.pool_first,
+        fused_attention=model_cfg.get("fused_attention", True),
         global_context=model_cfg.get("global_context", False),
         separate_self_attention=model_cfg.get("separate_self_attention",
                                               False),
         skip=model_cfg.get("skip", False),
         adversarial=model_cfg.get("adversarial", False),
+        avg_encoder=avg_encoder(model_cfg, info),
+        avg_frozen=model_cfg.get("freeze_pretrained", False),
         dtype=_DTYPES[model_cfg.dtype])
   raise ValueError(f"unknown config.model.name={model_cfg.name!r}; valid: "
                    "'avvp_net'")
+
+
+def avg_encoder(model_cfg, info: dict):
+  """The AVG encoder of `model_cfg` (None when `avg_layers` is 0)."""
+  if not model_cfg.get("avg_layers", 0):
+    return None
+  specs = {s.name: s for s in info["feature_specs"]}
+  f = specs["visual"].frames_per_segment if "visual" in specs else 1
+  return avg.AVGEncoder(
+      d_model=model_cfg.d_model, num_layers=model_cfg.avg_layers,
+      num_heads=model_cfg.num_heads, d_ff=model_cfg.d_ff,
+      dropout=model_cfg.dropout, frames_per_segment=f,
+      use_frames=model_cfg.use_frames, use_motion=model_cfg.use_motion,
+      pool_first=model_cfg.pool_first, dtype=_DTYPES[model_cfg.dtype])
 
 
 def input_features(model_cfg) -> tuple:

@@ -27,7 +27,8 @@ class AttentiveMMILPooling(nn.Module):
 
     Returns:
       frame_prob [B, T, M, C], global_prob [B, C], audio_prob [B, C],
-      visual_prob [B, C] (the last two for M == 2), frame_att [B, T, M, C].
+      visual_prob [B, C] (the last two for M == 2), frame_att [B, T, M, C],
+      modality_att [B, T, M, C] (softmax over M).
     """
     dense = lambda n: nn.Dense(self.num_classes, dtype=self.dtype, name=n)
     frame_prob = jax.nn.sigmoid(dense("frame_cls")(x).astype(jnp.float32))
@@ -40,6 +41,7 @@ class AttentiveMMILPooling(nn.Module):
                             axis=2)
     temporal = frame_att * frame_prob
     out = {"frame_prob": frame_prob, "frame_att": frame_att,
+           "modality_att": av_att,
            "global_prob": (temporal * av_att).sum(axis=(1, 2))}
     if x.shape[2] == 2:
       out["audio_prob"] = temporal[:, :, 0].sum(axis=1)

@@ -13,13 +13,16 @@ import numpy as np
 from avjax.data import datasets
 from avjax.data import pipeline
 from avjax.evaluators import avvp_f1
+from avjax.evaluators import veba as veba_eval
 from avjax.losses import adversarial
 from avjax.losses import bce
 from avjax.losses import nce
+from avjax.losses import veba
 from avjax.models import build
 from avjax.trainers import train_lib
 from avjax.utils import checkpointing
 from avjax.utils import optim
+from avjax.utils import pretrained
 from avjax.utils import sharding
 from avjax.utils import writers
 
@@ -40,7 +43,7 @@ class Setup:
   train_src: Optional[pipeline.Source]
 
 
-LOSS_TYPES = ("han", "han_nce", "crossmodal")
+LOSS_TYPES = ("han", "han_nce", "crossmodal") + veba.LOSS_TYPES
 
 
 def validate_config(config) -> None:
@@ -51,8 +54,10 @@ def validate_config(config) -> None:
       (0 < config.optim.decay_factor <= 1, "optim.decay_factor", "in (0, 1]"),
       (config.eval.gating in ("global", "modality"), "eval.gating",
        "'global' or 'modality'"),
-      (config.eval.best_metric in avvp_f1.METRIC_KEYS + ("map",),
-       "eval.best_metric", f"one of {avvp_f1.METRIC_KEYS + ('map',)}"),
+      (config.eval.best_metric in _best_metrics(config), "eval.best_metric",
+       f"one of {_best_metrics(config)}"),
+      (config.eval.get("evaluator", "avvp") in ("avvp", "veba"),
+       "eval.evaluator", "'avvp' or 'veba'"),
       (config.model.input_modalities in ("av", "a", "v"),
        "model.input_modalities", "'av', 'a' or 'v'"),
       (config.model.dtype in ("float32", "bfloat16"), "model.dtype",
@@ -69,11 +74,17 @@ def validate_config(config) -> None:
        or config.loss.get("type", "han") == "crossmodal", "loss.type",
        "'crossmodal' when model.adversarial=True (else the discriminator "
        "is never trained)"),
-  ]
+  ] + pretrained.validate(config.model)
   bad = [f"config.{k}={_get(config, k)!r}: expected {want}"
          for ok, k, want in checks if not ok]
   if bad:
     raise ValueError("invalid config:\n  " + "\n  ".join(bad))
+
+
+def _best_metrics(config):
+  if config.eval.get("evaluator", "avvp") == "veba":
+    return veba_eval.METRIC_KEYS
+  return avvp_f1.METRIC_KEYS + ("map",)
 
 
 def _get(config, dotted):
@@ -117,7 +128,12 @@ def loss_fn(out, batch, *, loss_cfg, step=None,
   terms weighted by `modality_weight`, plus `adv_weight` times the
   discriminator BCE when the model returns `disc_logits`, its reversal scale
   scheduled by step / total_steps); `use_modality_labels` trains the modality
-  heads on the batch's `audio_labels`/`visual_labels` (MA's refined labels)."""
+  heads on the batch's `audio_labels`/`visual_labels` (MA's refined labels).
+  "veba"/"veba_shared": `losses.veba` (VEBA's audio/video labels)."""
+  if loss_cfg.get("type", "han") in veba.LOSS_TYPES:
+    return veba.veba_loss(out, batch, loss_type=loss_cfg.type,
+                          video_label_fraction=loss_cfg.get(
+                              "video_label_fraction", 1.0))
   per_modality = {}
   if loss_cfg.get("use_modality_labels", False):
     per_modality = {"audio_labels": batch["audio_labels"],
@@ -136,7 +152,8 @@ def loss_fn(out, batch, *, loss_cfg, step=None,
         terms["loss_audio"] + terms["loss_visual"])
     if "disc_logits" in out:
       terms.update(adversarial.adversarial_terms(
-          out, step, total_steps, batch.get("segment_mask")))
+          out, step, total_steps, batch.get("segment_mask"),
+          max_scale=loss_cfg.get("grl_scale", 1.0)))
       terms["loss"] = terms["loss"] + loss_cfg.adv_weight * terms["loss_disc"]
   return terms
 
@@ -154,6 +171,7 @@ def batch_shapes(s: Setup) -> Dict[str, jax.ShapeDtypeStruct]:
 
 def make_state(s: Setup, rng=None):
   tx, sched = optim.make_optimizer(s.config.optim, s.steps_per_epoch)
+  tx = pretrained.maybe_freeze(tx, s.config.model)
   rng = jax.random.PRNGKey(s.config.seed) if rng is None else rng
   state = train_lib.create_train_state(s.model, tx, batch_shapes(s), rng,
                                        s.mesh)
@@ -170,6 +188,8 @@ def fingerprint(s: Setup, params) -> Dict[str, Any]:
 
 
 def make_evaluator(s: Setup, split: str) -> avvp_f1.Evaluator:
+  if s.config.eval.get("evaluator", "avvp") == "veba":
+    return veba_eval.make(s, split)
   src = pipeline.Source(s.data_dir, split, s.features, jax.process_index(),
                         jax.process_count())
   return avvp_f1.Evaluator(train_lib.jit_predict_step(s.mesh), src,
@@ -191,6 +211,8 @@ def maybe_restore(s: Setup, state, latest, fp):
   if not s.config.restart and latest.all_steps():
     state, meta, step = checkpointing.restore(latest, None, state, fp)
     writers.log("resumed from %s at step %d", latest.directory, step)
+  else:  # a fresh run: `config.model.init_from` (if set) initialises it
+    state = pretrained.init_params(state, s.config.model)
   # Metrics logged after the restored step (or by a run killed before its
   # first checkpoint) are written again by this run: drop them.
   writers.truncate_jsonl(os.path.dirname(latest.directory), step)
@@ -220,6 +242,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Returns the summary written to `workdir/results.json`.
   """
   s = setup(config)
+  state = fit(s, workdir, functools.partial(
+      loss_fn, loss_cfg=config.loss, total_steps=s.total_steps),
+              make_evaluator(s, config.data.val_split))
+  summary = evaluate_checkpoint(config, workdir, "best", s=s)
+  summary["final_params_sha256"] = train_lib.params_digest(state.params)
+  writers.write_json(os.path.join(workdir, "results.json"), summary)
+  return summary
+
+
+def fit(s: Setup, workdir: str, loss, val):
+  """The training loop of any trainer built on `Setup`: resumes from the
+  workdir, runs `loss` (see `train_lib.train_step`) to `s.total_steps`,
+  validates with the evaluator `val` (`run(state)` -> {metric: float}) at
+  epoch ends, keeps latest/best checkpoints; returns the final state."""
+  config = s.config
   os.makedirs(workdir, exist_ok=True)
   state, sched = make_state(s)
   fp = fingerprint(s, state.params)
@@ -231,11 +268,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   state, meta, start = maybe_restore(s, state, latest, fp)
   writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
-  step_fn = train_lib.jit_train_step(
-      functools.partial(loss_fn, loss_cfg=config.loss,
-                        total_steps=s.total_steps), s.mesh,
-      state_sharding)
-  val = make_evaluator(s, config.data.val_split)
+  step_fn = train_lib.jit_train_step(loss, s.mesh, state_sharding)
   writer = writers.Writer(workdir)
   prog = writers.Progress(s.total_steps, start, config.batch_size)
   batches = sharding.prefetch_to_mesh(pipeline.train_batches(
@@ -264,10 +297,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   latest.wait_until_finished()
   best.wait_until_finished()
   writer.close()
-  summary = evaluate_checkpoint(config, workdir, "best", s=s)
-  summary["final_params_sha256"] = train_lib.params_digest(state.params)
-  writers.write_json(os.path.join(workdir, "results.json"), summary)
-  return summary
+  return state
 
 
 def save_predictions(path: str, ev: avvp_f1.Evaluator, pred) -> None:

@@ -21,7 +21,7 @@ class TrainState(train_state.TrainState):
 def model_inputs(batch: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
   """Drops labels and bookkeeping keys from a batch."""
   skip = ("labels", "audio_labels", "visual_labels", "seg_audio",
-          "seg_visual", "_mask", "clip_id_bytes")
+          "seg_visual", "_mask", "clip_id_bytes", "primary_labels")
   return {k: v for k, v in batch.items() if k not in skip}
 
 
@@ -76,7 +76,8 @@ def predict_step(state: TrainState, batch: Dict[str, jax.Array],
                        train=False)
   res = {k: out[k] for k in keys if k in out}
   for k in ("_mask", "clip_id_bytes", "segment_mask", "seg_audio",
-            "seg_visual", "labels", "audio_labels", "visual_labels"):
+            "seg_visual", "labels", "audio_labels", "visual_labels",
+            "primary_labels"):
     if k in batch:
       res[k] = batch[k]
   return res
