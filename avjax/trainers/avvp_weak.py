@@ -230,8 +230,10 @@ def maybe_validate(s: Setup, state, step, evaluator, latest, best, meta, fp,
     meta.update(best_metric=res[key], best_step=step)
     checkpointing.save(best, step, state, dict(meta, fingerprint=fp))
   checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
+  keys = [k for k in avvp_f1.METRIC_KEYS if k in res] or sorted(
+      k for k, v in res.items() if isinstance(v, float))
   writers.log("step %d val: %s", step, " ".join(
-      f"{k}={res[k]:.1f}" for k in avvp_f1.METRIC_KEYS if k in res))
+      f"{k}={res[k]:.1f}" for k in keys))
   return meta
 
 
