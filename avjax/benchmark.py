@@ -25,6 +25,7 @@ CPU count and load, peak host RSS, device-0 memory stats (None on CPU).
 set before JAX starts its backend, which no import does: run() sets it first.
 """
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -83,6 +84,9 @@ def define_flags(fv=flags.FLAGS, argv: Optional[List[str]] = None) -> None:
                        flag_values=fv)
   flags.DEFINE_integer("num_eval_clips", 1849, "Clips to evaluate (LLP val + "
                        "test = 1849); 0 skips the eval.", flag_values=fv)
+  flags.DEFINE_bool("pooled_visual", False, "Store the visual frames "
+                    "pre-pooled per segment ([T, 2048] instead of [T*8, "
+                    "2048], `prepare --pool_frames=visual`).", flag_values=fv)
   flags.DEFINE_string("tmp_dir", None, "Parent of the temporary dataset "
                       "directory (default: the system temp dir).",
                       flag_values=fv)
@@ -132,14 +136,24 @@ def class_names(num_classes: int) -> Sequence[str]:
   return tuple(f"class_{i:03d}" for i in range(num_classes))
 
 
+def features(pooled_visual: bool = False) -> Sequence[schema.FeatureSpec]:
+  """LLP's streams; `pooled_visual`: visual pre-pooled to one row per
+  segment (`prepare --pool_frames=visual`)."""
+  return tuple(dataclasses.replace(s, frames_per_segment=1)
+               if pooled_visual and s.name == "visual" else s
+               for s in schema.LLP_FEATURES)
+
+
 def _clips(split: str, n: int, dense: bool, seed: int, pool: int = 8,
-           num_classes: int = len(classes.LLP_CLASSES)) -> Iterator[dict]:
+           num_classes: int = len(classes.LLP_CLASSES),
+           specs: Sequence[schema.FeatureSpec] = schema.LLP_FEATURES
+           ) -> Iterator[dict]:
   """n LLP-shaped clips; random features cycled from a small pool."""
   rng = np.random.default_rng(seed)
   c = num_classes
   feats = [{s.name: rng.standard_normal(
       (NUM_SEGMENTS * s.frames_per_segment,) + s.shape, np.float32)
-            for s in schema.LLP_FEATURES} for _ in range(min(pool, n))]
+            for s in specs} for _ in range(min(pool, n))]
   for i in range(n):
     seg_a, seg_v = (rng.random((2, NUM_SEGMENTS, c)) < 0.1).astype(np.uint8)
     clip = dict(feats[i % len(feats)], id=f"{split}{i:06d}",
@@ -152,24 +166,25 @@ def _clips(split: str, n: int, dense: bool, seed: int, pool: int = 8,
 
 
 def write_dataset(out_dir: str, data_cfg, num_train: int, num_eval: int,
-                  num_classes: int = len(classes.LLP_CLASSES)
-                  ) -> Dict[str, Any]:
+                  num_classes: int = len(classes.LLP_CLASSES),
+                  pooled_visual: bool = False) -> Dict[str, Any]:
   """Writes the LLP-shaped train (and eval) split; returns a summary."""
   t0 = time.perf_counter()
+  specs = features(pooled_visual)
   w = tfrecord.DatasetWriter(out_dir, "benchmark", class_names(num_classes),
-                             schema.LLP_FEATURES)
+                             specs)
   w.write_split(data_cfg.train_split, _clips(
-      "train", num_train, False, 0, num_classes=num_classes),
+      "train", num_train, False, 0, num_classes=num_classes, specs=specs),
                 TRAIN_KEYS, data_cfg.num_shards)
   if num_eval:
     w.write_split(data_cfg.val_split, _clips(
-        "val", num_eval, True, 1, num_classes=num_classes),
+        "val", num_eval, True, 1, num_classes=num_classes, specs=specs),
                   EVAL_KEYS, data_cfg.num_shards)
   w.finish()
   size = sum(os.path.getsize(os.path.join(out_dir, f))
              for f in os.listdir(out_dir))
   return {"train_clips": num_train, "eval_clips": num_eval,
-          "num_classes": num_classes,
+          "num_classes": num_classes, "pooled_visual": pooled_visual,
           "mib": size / 2**20, "write_s": time.perf_counter() - t0}
 
 
@@ -329,7 +344,7 @@ def run(fv) -> Dict[str, Any]:
     num_train = fv.num_train_clips if tfr else max(sizes)
     res["data"] = write_dataset(tmp, fv.config.data, num_train,
                                 fv.num_eval_clips if tfr else 0,
-                                fv.num_classes)
+                                fv.num_classes, fv.pooled_visual)
     s, state, step_fn = make_run(fv.config, tmp, sizes[0])
     res["model"] = {"params": train_lib.param_count(state.params),
                     **{k: fv.config.model[k] for k in (
@@ -358,7 +373,9 @@ def format_tables(res: Dict[str, Any]) -> str:
            f"{e['loadavg_1m']:.1f} -> {res['loadavg_1m_end']:.1f}); model "
            f"d={m['d_model']} pool_first={m['pool_first']} dtype={m['dtype']}"
            f", {m['params']:,} params, {res['data'].get('num_classes', 25)} "
-           f"classes; median of {res['steps']} steps", ""]
+           f"classes; visual frames "
+           f"{'pre-pooled' if res['data'].get('pooled_visual') else 'x8'}; "
+           f"median of {res['steps']} steps", ""]
   srcs = [x for x in SOURCES if x in res["sources"]]
   lines += ["| batch | compile s | GFLOP/step | " + " | ".join(
       f"{x} ms | {x} CPU ms | {x} clips/s | {x} GFLOP/s" for x in srcs) +
