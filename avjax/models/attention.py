@@ -1,6 +1,6 @@
 """Hybrid (self + cross-modal) attention of HAN, usable by later models."""
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -18,36 +18,58 @@ def key_padding_mask(segment_mask: Optional[jnp.ndarray]):
   return m[:, None, None, :] & jnp.ones_like(m)[:, None, :, None]
 
 
-class _DenseParams(nn.Module):
-  """The kernel/bias of a DenseGeneral [d_in] -> [h, hd] (or [h, hd] -> [d]),
-  initialised as flax's DenseGeneral would (LeCun normal on the flattened
-  kernel, zero bias), without applying it."""
-  in_shape: Sequence[int]
-  out_shape: Sequence[int]
+def keep_masks(rng: jax.Array, rate: float, shapes: Sequence[Sequence[int]]
+               ) -> Tuple[List[jnp.ndarray], float]:
+  """Dropout keep masks of several shapes from ONE draw of random words.
 
-  @nn.compact
-  def __call__(self):
-    n_in, n_out = int(np.prod(self.in_shape)), int(np.prod(self.out_shape))
-    init = nn.initializers.lecun_normal()
-    kernel = self.param("kernel", lambda k: init(k, (n_in, n_out)).reshape(
-        tuple(self.in_shape) + tuple(self.out_shape)))
-    bias = self.param("bias", nn.initializers.zeros, tuple(self.out_shape))
-    return kernel.reshape(n_in, n_out), bias.reshape(-1)
+  Each 32-bit word gives two 16-bit uniforms, so the masks cost half the
+  random bits of `jax.random.bernoulli` (float32 uniforms) and one PRNG call
+  instead of one per mask. The keep probability is quantised to 1/65536
+  (rate 0.1 -> 0.1000061); it is returned so that callers rescale by exactly
+  the probability the masks have.
+  """
+  threshold = int(round((1.0 - rate) * 65536))
+  sizes = [int(np.prod(sh)) for sh in shapes]
+  n = sum(sizes)
+  words = jax.random.bits(rng, ((n + 1) // 2,), jnp.uint32)
+  u = jnp.concatenate([words & 0xFFFF, words >> 16])[:n]
+  keep = u < threshold
+  parts = jnp.split(keep, np.cumsum(sizes)[:-1])
+  return ([m.reshape(sh) for m, sh in zip(parts, shapes)],
+          threshold / 65536.0)
 
 
-class _AttentionParams(nn.Module):
-  """The parameters of nn.MultiHeadDotProductAttention (same tree)."""
-  d_model: int
-  num_heads: int
+# (branch, projection) pairs of the fused layout, in kernel column order.
+def _fused_keys(cross: bool, self_attn: bool):
+  """Projections read from x, read from the context, and the branches."""
+  names = [n for n, on in (("cross_attn", cross), ("self_attn", self_attn))
+           if on]
+  from_x = [(n, "query") for n in names] + (
+      [("self_attn", "key"), ("self_attn", "value")] if self_attn else [])
+  from_c = [("cross_attn", "key"), ("cross_attn", "value")] if cross else []
+  return from_x, from_c, names
 
-  @nn.compact
-  def __call__(self) -> Dict[str, Any]:
-    h = self.num_heads
-    hd = self.d_model // h
-    qkv = {n: _DenseParams((self.d_model,), (h, hd), name=n)()
-           for n in ("query", "key", "value")}
-    qkv["out"] = _DenseParams((h, hd), (self.d_model,), name="out")()
-    return qkv
+
+def fuse_params(params: Dict[str, Any], cross: bool = True,
+                self_attn: bool = True) -> Dict[str, Any]:
+  """A `fused=False` layer's parameters (nn.MultiHeadDotProductAttention
+  trees `cross_attn`/`self_attn`) in the `fused=True` layout (exact; e.g. to
+  load an unfused checkpoint into a fused model)."""
+  from_x, from_c, names = _fused_keys(cross, self_attn)
+  out = {k: v for k, v in params.items() if k not in names}
+  flat = lambda a, lead: a.reshape(a.shape[:lead] + (-1,))
+  for key, parts in (("fused_x", from_x), ("fused_ctx", from_c)):
+    if parts:
+      out[f"{key}_kernel"] = jnp.concatenate(
+          [flat(params[n][k]["kernel"], 1) for n, k in parts], axis=1)
+      out[f"{key}_bias"] = jnp.concatenate(
+          [params[n][k]["bias"].reshape(-1) for n, k in parts])
+  d = params[names[0]]["out"]["bias"].shape[-1]
+  out["fused_out_kernel"] = jnp.stack(
+      [params[n]["out"]["kernel"].reshape(-1, d) for n in names])
+  out["fused_out_bias"] = jnp.stack([params[n]["out"]["bias"]
+                                     for n in names])
+  return out
 
 
 class HybridAttentionLayer(nn.Module):
@@ -69,9 +91,11 @@ class HybridAttentionLayer(nn.Module):
     fused: compute the multi-head attention of both branches with one input
       projection matmul per stream (x: cross query + self q, k, v; context:
       cross k, v) and one batched output projection, instead of eight
-      separate matmuls. Same parameters (tree, shapes, initialisation) and
-      same function as nn.MultiHeadDotProductAttention (tested), fewer and
-      larger kernels (faster on CPU).
+      separate matmuls, from parameters stored in that fused layout (no
+      per-step weight concatenation). Same function and initialisation as
+      nn.MultiHeadDotProductAttention (tested through `fuse_params`, which
+      also converts an unfused layer's parameters); fewer, larger kernels
+      (faster on CPU). `fused=False` keeps flax's parameter tree.
     dtype: computation dtype.
   """
   d_model: int = 512
@@ -96,27 +120,31 @@ class HybridAttentionLayer(nn.Module):
         q, kv, mask=key_padding_mask(segment_mask), deterministic=det)
 
   def _fused_attn(self, x, context, segment_mask, det):
-    """Both branches' attention outputs {name: [B, T, d]}, fused matmuls."""
-    names = [n for n, on in (("cross_attn", self.cross_attention),
-                             ("self_attn", self.self_attention)) if on]
-    p = {n: _AttentionParams(self.d_model, self.num_heads, name=n)()
-         for n in names}
-    # (branch, projection) read from x; cross k, v read from the context.
-    from_x = [(n, "query") for n in names] + (
-        [("self_attn", "key"), ("self_attn", "value")]
-        if self.self_attention else [])
-    from_c = ([("cross_attn", "key"), ("cross_attn", "value")]
-              if self.cross_attention else [])
+    """Both branches' attention outputs {name: [B, T, d]}, fused matmuls.
+
+    The parameters are stored fused (`fuse_params` maps the unfused layout):
+    `fused_x` [d, n_x*d] = [cross q | self q, k, v] read from x,
+    `fused_ctx` [d, 2d] = [cross k, v] read from the context, `fused_out`
+    [n_branch, d, d] (initialised as flax's per-projection DenseGeneral:
+    LeCun normal with fan-in d, zero bias), so no weight concatenation runs
+    per step.
+    """
+    from_x, from_c, names = _fused_keys(self.cross_attention,
+                                        self.self_attention)
+    d, h = self.d_model, self.num_heads
+    lecun = nn.initializers.lecun_normal()
     proj = {}
-    for inp, keys in ((x, from_x), (context, from_c)):
+    for inp, keys, pname in ((x, from_x, "fused_x"),
+                             (context, from_c, "fused_ctx")):
       if not keys:
         continue
-      w = jnp.concatenate([p[n][k][0] for n, k in keys], axis=1)
-      b = jnp.concatenate([p[n][k][1] for n, k in keys])
+      w = self.param(f"{pname}_kernel", lecun, (d, len(keys) * d))
+      b = self.param(f"{pname}_bias", nn.initializers.zeros,
+                     (len(keys) * d,))
       out = (inp.astype(self.dtype) @ w.astype(self.dtype)) + b.astype(
           self.dtype)
       for (n, k), o in zip(keys, jnp.split(out, len(keys), axis=-1)):
-        proj[n, k] = o.reshape(o.shape[:-1] + (self.num_heads, -1))
+        proj[n, k] = o.reshape(o.shape[:-1] + (h, -1))
     mask = key_padding_mask(segment_mask)
     heads = []
     for n in names:
@@ -132,10 +160,12 @@ class HybridAttentionLayer(nn.Module):
         w = w * (keep.astype(w.dtype) / (1.0 - self.dropout))
       o = jnp.einsum("...hqk,...khd->...qhd", w, v)
       heads.append(o.reshape(o.shape[:-2] + (-1,)))
-    wo = jnp.stack([p[n]["out"][0] for n in names]).astype(self.dtype)
-    bo = jnp.stack([p[n]["out"][1] for n in names]).astype(self.dtype)
-    out = jnp.einsum("nbti,nio->nbto", jnp.stack(heads), wo) + bo[:, None,
-                                                                  None]
+    wo = self.param("fused_out_kernel", nn.initializers.lecun_normal(
+        in_axis=-2, out_axis=-1, batch_axis=(0,)), (len(names), d, d))
+    bo = self.param("fused_out_bias", nn.initializers.zeros, (len(names), d))
+    out = jnp.einsum("nbti,nio->nbto", jnp.stack(heads),
+                     wo.astype(self.dtype)) + bo.astype(self.dtype)[:, None,
+                                                                   None]
     return dict(zip(names, out))
 
   @nn.compact
@@ -154,12 +184,23 @@ class HybridAttentionLayer(nn.Module):
                                        segment_mask, det)
       if self.self_attention:
         att["self_attn"] = self._attn("self_attn", x, x, segment_mask, det)
-    for name in ("cross_attn", "self_attn"):
-      if name in att:
-        y = y + nn.Dropout(self.dropout)(att[name], deterministic=det)
+    names = [n for n in ("cross_attn", "self_attn") if n in att]
+    fast = self.fused and not det and self.dropout > 0.0
+    if fast:  # all of the layer's dropout masks from one draw
+      shape = x.shape[:-1]
+      masks, keep = keep_masks(
+          self.make_rng("dropout"), self.dropout,
+          [shape + (self.d_model,)] * len(names) + [shape + (self.d_ff,),
+                                                     shape + (self.d_model,)])
+      drop = lambda i, v: v * (masks[i].astype(v.dtype) / jnp.asarray(
+          keep, v.dtype))
+    else:
+      drop = lambda i, v: nn.Dropout(self.dropout)(v, deterministic=det)
+    for i, name in enumerate(names):
+      y = y + drop(i, att[name])
     y = nn.LayerNorm(dtype=self.dtype, name="norm1")(y)
     h = nn.relu(nn.Dense(self.d_ff, dtype=self.dtype, name="ffn1")(y))
-    h = nn.Dropout(self.dropout)(h, deterministic=det)
+    h = drop(len(names), h)
     h = nn.Dense(self.d_model, dtype=self.dtype, name="ffn2")(h)
-    y = y + nn.Dropout(self.dropout)(h, deterministic=det)
+    y = y + drop(len(names) + 1, h)
     return nn.LayerNorm(dtype=self.dtype, name="norm2")(y)

@@ -22,13 +22,22 @@ class HybridAttentionTest(parameterized.TestCase):
     x = jax.random.normal(k[0], (3, 5, 16))
     ctx = jax.random.normal(k[1], (3, 5, 16))
     mask = jnp.array([[1] * 5, [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
-    params = plain.init(k[2], x, ctx, mask, train=False)
+    plain_params = plain.init(k[2], x, ctx, mask, train=False)
     p_fused = fused.init(k[2], x, ctx, mask, train=False)
+    params = {"params": attention.fuse_params(plain_params["params"], cross,
+                                              self_attn)}
     self.assertEqual(jax.tree.structure(params),
                      jax.tree.structure(p_fused))
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p_fused)):
       self.assertEqual(a.shape, b.shape)
-    want = plain.apply(params, x, ctx, mask, train=False)
+    # Same initial scale as flax's per-projection DenseGeneral (fan-in d).
+    for name in ("fused_x_kernel", "fused_out_kernel"):
+      np.testing.assert_allclose(np.std(p_fused["params"][name]),
+                                 np.std(np.concatenate([
+                                     np.ravel(a) for a in jax.tree.leaves(
+                                         plain_params) if a.ndim == 3])),
+                                 rtol=0.3)
+    want = plain.apply(plain_params, x, ctx, mask, train=False)
     got = fused.apply(params, x, ctx, mask, train=False)
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
     # Training mode: dropout active, finite gradients for every parameter.
@@ -40,6 +49,18 @@ class HybridAttentionTest(parameterized.TestCase):
     ours = fused.apply(params, x, ctx, mask, train=True,
                        rngs={"dropout": jax.random.PRNGKey(1)})
     self.assertGreater(float(jnp.abs(ours - got).max()), 1e-3)
+
+  def test_keep_masks_one_draw(self):
+    shapes = [(64, 10, 32), (64, 10, 32), (64, 10, 48), (3,)]
+    masks, keep = attention.keep_masks(jax.random.PRNGKey(0), 0.1, shapes)
+    self.assertEqual([m.shape for m in masks], shapes)
+    self.assertAlmostEqual(keep, 58982 / 65536)
+    for m in masks[:3]:
+      self.assertAlmostEqual(float(m.mean()), keep, delta=0.01)
+    # Masks are not copies of each other (each uses its own 16-bit halves).
+    self.assertLess(float((masks[0] == masks[1]).mean()), 0.9)
+    again, _ = attention.keep_masks(jax.random.PRNGKey(0), 0.1, shapes)
+    np.testing.assert_array_equal(again[2], masks[2])
 
   def test_masked_keys_get_no_attention(self):
     layer = attention.HybridAttentionLayer(d_model=8, num_heads=1, d_ff=8,
