@@ -35,19 +35,21 @@ class BenchmarkTest(absltest.TestCase):
   def test_main_reports_every_number(self):
     tmp = tempfile.mkdtemp()
     out = os.path.join(tmp, "bench.json")
-    fv = parse("--devices=8", f"--out={out}", f"--tmp_dir={tmp}")
+    fv = parse("--devices=8", f"--out={out}", f"--tmp_dir={tmp}",
+               "--pooled_visual")
     self.assertEqual(benchmark.main(["benchmark"], fv), 0)
     with open(out) as f:
       res = json.load(f)
     self.assertEqual(res["env"]["device_count"], 8)
     self.assert_positive(res["env"], ("cpu_count",), "env")
     self.assertEqual(res["data"]["train_clips"], 32)
+    self.assertTrue(res["data"]["pooled_visual"])
     self.assertEqual(res["model"]["d_model"], 32)
     self.assert_positive(res["model"], ("params",), "model")
     self.assertEqual([r["batch_size"] for r in res["train"]], [8])
     for r in res["train"]:
       self.assert_positive(r, ("lower_s", "compile_s", "gflop",
-                               "peak_rss_mib"), "train")
+                               "peak_rss_mib", "read_clips_per_s"), "train")
       for src in benchmark.SOURCES:
         self.assert_positive(r[src], TIMING_KEYS, src)
       self.assertEqual(r["tfrecord"]["steps_per_epoch"],
