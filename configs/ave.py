@@ -16,7 +16,8 @@ Arguments (`:k=v,...`):
 Tables (each row's test accuracy into DIR/table.md):
   python -m avjax.sweep --config=configs/ave.py --hyper=table1 --workdir=DIR
   python -m avjax.sweep --config=configs/ave.py --hyper=table2 --workdir=DIR
-  (also `blocks`: DMRN with 1-3 stacked blocks).
+  (also `blocks`: DMRN with 1-3 stacked blocks; `seed1`: the close
+  comparisons A, A+V, W-A, W-A+V, late concat/DMRN at seed 1).
 Paper (AVE test accuracy %): A 59.5, V 55.3, V-att 58.6, A+V 71.4, A+V-att
 72.7; W-A 53.4, W-V 52.9, W-V-att 55.6, W-A+V 63.7, W-A+V-att 66.7; late
 DMRN 73.1, DMRFE 73.3 (Table 2 in papers/ave_event_localization.md).
@@ -141,10 +142,24 @@ def table2():
   return rows
 
 
+# The close comparisons of the findings (A+V vs A, W-A+V vs W-A, late DMRN
+# vs late concat), rerun at other seeds by hyper `seedK`.
+CLOSE_ROWS = (("A", "variant=a"), ("A+V", "variant=av"),
+              ("W-A", "variant=a,weak"), ("W-A+V", "variant=av,weak"),
+              ("late-concat", "fusion=concat,stage=late"),
+              ("late-dmrn", "fusion=dmrn,stage=late"))
+
+
+def seeds(seed: int):
+  return [{"config": f"configs/ave.py:{arg}", "name": f"{name} s{seed}",
+           "overrides": {"seed": seed}} for name, arg in CLOSE_ROWS]
+
+
 def get_hyper(h):
   """Rows of a table: table1 (modalities, full/weak; table1_full|weak: one
   half, richest rows first), table2 (fusion x
-  stage; table2_early|late|decision: one stage), blocks (stacked DMRN)."""
+  stage; table2_early|late|decision: one stage), blocks (stacked DMRN),
+  seedK (the close comparisons `CLOSE_ROWS` at seed K, e.g. seed1)."""
   if h == "table1":
     return table1()
   if h.endswith("_rev"):  # the same rows, last first (a second worker)
@@ -161,4 +176,7 @@ def get_hyper(h):
   if h == "blocks":
     return [{"config": f"configs/ave.py:fusion=dmrn,blocks={b}",
              "name": f"DMRN x{b}"} for b in (1, 2, 3)]
-  raise ValueError(f"hyper={h!r}; valid: 'table1', 'table2', 'blocks'")
+  if h.startswith("seed") and h[4:].isdigit():
+    return seeds(int(h[4:]))
+  raise ValueError(f"hyper={h!r}; valid: 'table1', 'table2', 'blocks', "
+                   "'seedK'")

@@ -11,16 +11,35 @@ Story (so that the paper's findings can arise for real reasons):
 - Every class has an audio and a visual prototype, in correlated groups; how
   loud/visible it is depends on its kind: audio-clear classes (speech, bark,
   ...), visual-clear ones (vehicles: noisy audio) and both.
-- The sounding object is a 1x1..3x3 box of the 7x7 grid, fixed per clip, and
-  1-2 silent distractor objects of other classes sit elsewhere, so global
-  average pooling mixes classes while audio-guided attention can pick the
-  sounding one.
+- The sounding object is a box of 1..4 x 1..4 cells of the 7x7 grid, fixed
+  per clip, and 0-2 silent distractor objects of other classes (1..2 cells a
+  side, fainter than any sounding object) sit elsewhere. In AVE the sounding
+  object is the subject of the clip and one pool5 cell is a 32x32-pixel
+  patch, so the object usually spans several cells and outweighs the rest of
+  the scene: global average pooling keeps its class (the paper's V gets
+  55%), while audio-guided attention still removes the background regions
+  and the distractors.
 - Outside the event, the event's sound may be heard with the object not
   visible (off-screen) or the object visible but silent: only both
   modalities together tell event from background.
-- A per-segment latent shared by the sound and the object's look (synchrony)
-  makes exact cross-modal alignment learnable (cross-modality localization).
+- A per-segment latent z shared by the sound and the object's look
+  (synchrony) makes exact cross-modal alignment learnable (cross-modality
+  localization). The sound carries z, the look carries |z| (`sync_view`):
+  a nonlinear relation, as real audio-visual correspondence is, which a
+  linear CCA of the features cannot see but a small network can learn.
 - Split `train_noisy` holds background-only clips (AVE's 178 noisy clips).
+
+Changes from the first version (which had 1..3-cell objects, distractors of
+up to 3 cells at amplitude 0.8, above the quiet objects' 0.35, an unscaled
+visual map (visual_gain 1) and an 8-d linear synchrony): there V could not
+find the class under global pooling and stayed at the all-background
+solution (28.8%, chance), so A+V ~ A; and the linear-Gaussian synchrony was
+exactly linear CCA's model, so the DCCA baseline beat AVDLN. Now: objects of
+1..4 cells a side, distractors of 1..2 cells at amplitude 0.3, visual_gain 3,
+and a 2-d synchrony (stronger per dimension, same total power) seen as |z|
+by the visual side. The old settings remain available (min_box=1,
+max_box=3, distractor_box=3, distractor_amp=0.8, visual_gain=1, sync_dim=8,
+sync_fn="linear").
 """
 
 import dataclasses
@@ -55,6 +74,7 @@ FEATURES = (schema.FeatureSpec("audio", 1, (128,)),
             schema.FeatureSpec("visual_map", 1, (GRID, GRID, 512)),
             schema.FeatureSpec("visual_vec", 1, (512,)))
 _PROTO_STREAM = 999_983
+SYNC_FNS = ("linear", "abs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,14 +92,19 @@ class SyntheticAVEConfig:
     amp_jitter: per-segment relative amplitude jitter.
     offscreen_prob, silent_prob: a background segment of an event clip has
       the sound without the object / the object without the sound.
-    max_box, max_distractors, distractor_amp: sounding-object box side
-      (1..max_box), number (0..max) and amplitude of silent distractors.
+    min_box, max_box: sounding-object box side (min_box..max_box).
+    max_distractors, distractor_box, distractor_amp: number (0..max), box
+      side (1..distractor_box) and amplitude of the silent distractors.
     group_corr: prototype correlation inside the 4 class groups.
     audio_noise, ambient: per-segment audio noise std, per-clip ambient std.
     audio_gain: scale of the audio features (about unit variance).
+    visual_gain: scale of the visual map (about unit variance per unit, as
+      for the audio; real pool5 maps are unnormalised ReLU outputs).
     latent_dim, scene_std, region_noise, unit_noise: visual latent size,
       per-clip scene std, per-region latent noise, per-unit noise (pre-ReLU).
     sync_dim, sync_amp: shared per-segment synchrony latent and amplitude.
+    sync_fn: how the object's look follows the latent z the sound carries:
+      "linear" (z itself) or "abs" (|z|, standardised; see `sync_view`).
   """
   seed: int = 0
   num_train: int = 800
@@ -93,27 +118,35 @@ class SyntheticAVEConfig:
   amp_jitter: float = 0.3
   offscreen_prob: float = 0.3
   silent_prob: float = 0.3
-  max_box: int = 3
+  min_box: int = 1
+  max_box: int = 4
   max_distractors: int = 2
-  distractor_amp: float = 0.8
+  distractor_box: int = 2
+  distractor_amp: float = 0.3
   group_corr: float = 0.3
   audio_noise: float = 3.0
   ambient: float = 1.0
   audio_gain: float = 0.33
+  visual_gain: float = 3.0
   latent_dim: int = 32
   scene_std: float = 0.15
   region_noise: float = 0.5
   unit_noise: float = 0.2
-  sync_dim: int = 8
+  sync_dim: int = 2
   sync_amp: float = 0.8
+  sync_fn: str = "abs"
 
   def __post_init__(self):
     if isinstance(self.amp, list):
       object.__setattr__(self, "amp", tuple(self.amp))
     if not 1 <= self.min_event_len < self.num_segments:
       raise ValueError(f"need 1 <= min_event_len < num_segments: {self}")
-    if not 1 <= self.max_box <= GRID:
-      raise ValueError(f"need 1 <= max_box <= {GRID}: {self}")
+    if not 1 <= self.min_box <= self.max_box <= GRID:
+      raise ValueError(f"need 1 <= min_box <= max_box <= {GRID}: {self}")
+    if not 1 <= self.distractor_box <= GRID:
+      raise ValueError(f"need 1 <= distractor_box <= {GRID}: {self}")
+    if self.sync_fn not in SYNC_FNS:
+      raise ValueError(f"sync_fn={self.sync_fn!r}: one of {SYNC_FNS}")
 
   def num_clips(self, split: str) -> int:
     return {"train": self.num_train, "train_noisy": self.num_background,
@@ -147,10 +180,10 @@ def prototypes(cfg: SyntheticAVEConfig) -> Dict[str, np.ndarray]:
           "sync_visual": rng.standard_normal((cfg.sync_dim, cfg.latent_dim))}
 
 
-def _box(rng, side_max, taken):
+def _box(rng, side_min, side_max, taken):
   """A random box (mask [7, 7]) that avoids `taken` where possible."""
   for _ in range(20):
-    h, w = rng.integers(1, side_max + 1, 2)
+    h, w = rng.integers(side_min, side_max + 1, 2)
     y, x = rng.integers(0, GRID - h + 1), rng.integers(0, GRID - w + 1)
     m = np.zeros((GRID, GRID), bool)
     m[y:y + h, x:x + w] = True
@@ -176,16 +209,27 @@ def layout(rng, cfg: SyntheticAVEConfig, background_only: bool) -> dict:
   u = rng.random(t)
   offscreen = ~event & (u < cfg.offscreen_prob)
   silent = ~event & ~offscreen & (u < cfg.offscreen_prob + cfg.silent_prob)
-  obj = _box(rng, cfg.max_box, np.zeros((GRID, GRID), bool))
+  obj = _box(rng, cfg.min_box, cfg.max_box, np.zeros((GRID, GRID), bool))
   taken, distractors = obj.copy(), []
   for _ in range(int(rng.integers(0, cfg.max_distractors + 1))):
     d = int(rng.choice([k for k in range(c) if k != cls]))
-    m = _box(rng, cfg.max_box, taken)
+    m = _box(rng, 1, cfg.distractor_box, taken)
     taken |= m
     distractors.append((d, m))
   return {"class": cls, "start": start, "end": end, "event": event,
           "audible": event | offscreen, "visible": event | silent,
           "object": obj, "distractors": distractors}
+
+
+def sync_view(z: np.ndarray, fn: str) -> np.ndarray:
+  """The visual side of the synchrony latent z ~ N(0, 1) (the sound carries
+  z linearly). "abs": |z| standardised to zero mean and unit variance, so
+  it has no linear correlation with z: motion energy follows the sound's
+  amplitude whatever its sign (a string's swing, a mouth opening), which a
+  linear CCA cannot see but a small network can learn."""
+  if fn == "linear":
+    return z
+  return (np.abs(z) - np.sqrt(2 / np.pi)) / np.sqrt(1 - 2 / np.pi)
 
 
 def render(rng, cfg: SyntheticAVEConfig, lay: dict) -> Dict[str, np.ndarray]:
@@ -202,8 +246,8 @@ def render(rng, cfg: SyntheticAVEConfig, lay: dict) -> Dict[str, np.ndarray]:
   lat = (cfg.scene_std * rng.standard_normal(cfg.latent_dim) +
          cfg.region_noise * rng.standard_normal(
              (t, GRID, GRID, cfg.latent_dim)))
-  look = (p["amp_visual"][c] * p["visual"][c] + cfg.sync_amp *
-          z @ p["sync_visual"] / np.sqrt(cfg.sync_dim))  # [T, R]
+  look = (p["amp_visual"][c] * p["visual"][c] + cfg.sync_amp * sync_view(
+      z, cfg.sync_fn) @ p["sync_visual"] / np.sqrt(cfg.sync_dim))  # [T, R]
   vis = (lay["visible"][:, None] * jit() * look)[:, None, None, :]
   lat += vis * lay["object"][None, :, :, None]
   for d, m in lay["distractors"]:
@@ -211,7 +255,7 @@ def render(rng, cfg: SyntheticAVEConfig, lay: dict) -> Dict[str, np.ndarray]:
         None, :, :, None]
   x = lat.astype(np.float32) @ p["proj"].astype(np.float32) + p["bias"]
   x += cfg.unit_noise * rng.standard_normal(x.shape, dtype=np.float32)
-  vmap = np.maximum(x, 0).astype(np.float32)
+  vmap = (cfg.visual_gain * np.maximum(x, 0)).astype(np.float32)
   return {"audio": (cfg.audio_gain * audio).astype(np.float32),
           "visual_map": vmap,
           "visual_vec": vmap.mean((1, 2))}

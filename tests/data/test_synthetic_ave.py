@@ -52,6 +52,33 @@ class SyntheticAVETest(absltest.TestCase):
                    if (~lay["visible"]).any() else np.nan)
     self.assertGreater(np.nanmean(gains), 0.0)
 
+  def test_box_sides_follow_the_config(self):
+    cfg = synthetic_ave.SyntheticAVEConfig(min_box=2, max_box=4,
+                                           distractor_box=2)
+    sides = lambda m: (m.any(1).sum(), m.any(0).sum())
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+      lay = synthetic_ave.layout(rng, cfg, False)
+      seen.update(sides(lay["object"]))
+      for _, m in lay["distractors"]:
+        self.assertLessEqual(max(sides(m)), 2)
+    self.assertEqual(seen, {2, 3, 4})
+    for bad in ({"min_box": 4, "max_box": 3}, {"distractor_box": 0},
+                {"sync_fn": "cube"}):
+      with self.assertRaises(ValueError):
+        synthetic_ave.SyntheticAVEConfig(**bad)
+
+  def test_abs_sync_has_no_linear_correlation(self):
+    z = np.random.default_rng(0).standard_normal((200_000, 2))
+    np.testing.assert_array_equal(synthetic_ave.sync_view(z, "linear"), z)
+    h = synthetic_ave.sync_view(z, "abs")
+    np.testing.assert_allclose(h.mean(0), 0.0, atol=0.02)
+    np.testing.assert_allclose(h.std(0), 1.0, atol=0.02)
+    self.assertLess(abs(np.corrcoef(z[:, 0], h[:, 0])[0, 1]), 0.01)
+    # ... but it is a function of z: |z| predicts it exactly.
+    self.assertGreater(np.corrcoef(np.abs(z[:, 0]), h[:, 0])[0, 1], 0.999)
+
   def test_resolve_writes_once(self):
     cache = testing_utils.make_tempdir(self)
     c = ave_config.get_config("runlocal")
