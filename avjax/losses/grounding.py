@@ -22,7 +22,8 @@ from avjax.losses import nce
 
 KINDS = ("uni", "cross", "multi")
 SCOPES = ("clip", "batch")
-METRICS = ("a2v_r1", "v2a_r1", "chance_r1", "pair_acc", "pos_rate")
+METRICS = ("a2v_r1", "v2a_r1", "chance_r1", "pair_acc", "uni_acc",
+           "pos_rate")
 
 
 def cosine(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
@@ -140,7 +141,9 @@ def retrieval_counts(audio: jnp.ndarray, visual: jnp.ndarray, positive,
   a2v_hits / anchors: the visual snippet most similar to an audio snippet is
   a ground-truth positive (R@1); chance_hits: the expected hits of a random
   candidate; pair_correct / pairs: cross-modal pairs on the right side of
-  `threshold`; positives / pairs: the positive rate.
+  `threshold`; uni_correct / uni_pairs: the same for audio-audio and
+  visual-visual pairs (i != j; what the "uni" loss trains); positives /
+  pairs: the positive rate.
   """
   sim = cosine(audio, visual)
   anchors = valid.max(-1)
@@ -150,12 +153,16 @@ def retrieval_counts(audio: jnp.ndarray, visual: jnp.ndarray, positive,
                       axis=-1)
   hit_t = jnp.take_along_axis(positive, best_t[..., None], -1)[..., 0]
   chance = positive.sum(-1) / jnp.maximum(valid.sum(-1), 1.0)
-  correct = ((sim >= threshold) == (positive > 0)).astype(jnp.float32)
+  side = lambda s: ((s >= threshold) == (positive > 0)).astype(jnp.float32)
+  correct = side(sim)
+  off = valid * (1.0 - jnp.eye(valid.shape[-1], dtype=valid.dtype))
+  uni = side(cosine(audio, audio)) + side(cosine(visual, visual))
   return {"a2v_hits": jnp.sum(hit * anchors),
           "v2a_hits": jnp.sum(hit_t * anchors),
           "chance_hits": jnp.sum(chance * anchors),
           "anchors": jnp.sum(anchors),
           "pair_correct": jnp.sum(correct * valid),
+          "uni_correct": jnp.sum(uni * off), "uni_pairs": 2 * jnp.sum(off),
           "positives": jnp.sum(positive), "pairs": jnp.sum(valid)}
 
 
@@ -168,4 +175,6 @@ def count_metrics(c: Dict[str, float],
           f"{prefix}v2a_r1": 100.0 * c["v2a_hits"] / a,
           f"{prefix}chance_r1": 100.0 * c["chance_hits"] / a,
           f"{prefix}pair_acc": 100.0 * c["pair_correct"] / p,
+          f"{prefix}uni_acc": 100.0 * c.get("uni_correct", 0.0) / max(
+              c.get("uni_pairs", 0.0), 1.0),
           f"{prefix}pos_rate": 100.0 * c["positives"] / p}

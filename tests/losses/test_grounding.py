@@ -129,6 +129,9 @@ class MarginLossTest(absltest.TestCase):
     self.assertAlmostEqual(c["a2v_r1"], 100 * np.mean(hits), places=4)
     self.assertAlmostEqual(c["chance_r1"], 100 * 4 / 9, places=4)
     self.assertAlmostEqual(c["pos_rate"], 100 * 4 / 9, places=4)
+    # a-a and v-v cosines are 0 off the diagonal: every off-diagonal pair is
+    # called negative, right for 5 of the 6 (pos[0, 1] is the miss).
+    self.assertAlmostEqual(c["uni_acc"], 100 * 10 / 12, places=4)
 
 
 if __name__ == "__main__":
