@@ -92,8 +92,10 @@ class Evaluator(avvp_f1.Evaluator):
     self.heads = tuple(heads)
 
   def score(self, pred: Dict[str, np.ndarray]) -> Dict[str, float]:
+    valid = metrics.head_valid(self.heads, pred.get("onset_sel"),
+                               len(pred["logits"]))
     return metrics.score(pred["logits"], pred["labels"],
-                         pred.get("primary_labels"), self.heads)
+                         pred.get("primary_labels"), self.heads, valid)
 
 
 def make_evaluator(s: avvp_weak.Setup, split: str) -> Evaluator:

@@ -44,6 +44,45 @@ class SyntheticEventsTest(absltest.TestCase):
     self.assertGreaterEqual(np.mean(hits["onset"]), 3.0)  # period 2-3, T=10
     self.assertLess(np.mean(hits["continuous"]), 0.5)  # a steady sound
 
+  def test_unimodal_events_carry_class_confusing_other_modality(self):
+    # Noise-free clips with no extra events: a visual (audio) primary's
+    # audio (visual) track holds exactly the off-screen sounds (unrelated
+    # views) of `offscreen_types` (`unrelated_view_types`) classes, labelled
+    # in test, absent from the primary's own modality.
+    cfg = se.SyntheticEventsConfig(**dict(
+        TINY, classes_per_type=2, extra_events_probs=(1.0,), burst_prob=0.0,
+        audio_bursts=0, noise=0.0, background_scale=0.0))
+    p, types = se.prototypes(cfg), np.array(se.class_types(cfg))
+    seen = {"visual": 0, "audio": 0}
+    for i in range(80):
+      clip = se.make_clip(cfg, "test", i, p)
+      kind = types[int(clip["primary_labels"].argmax())]
+      if kind not in seen:
+        continue
+      seen[kind] += 1
+      own, other = (("visual", "audio") if kind == "visual"
+                    else ("audio", "visual"))
+      allowed = (cfg.offscreen_types if kind == "visual"
+                 else cfg.unrelated_view_types)
+      partners = np.flatnonzero(clip["labels"] - clip["primary_labels"])
+      self.assertTrue(np.all(np.isin(types[partners], allowed)), partners)
+      n = np.arange(len(cfg.irrelevant_counts_probs))
+      self.assertIn(len(partners), n[np.asarray(cfg.irrelevant_counts_probs)
+                                     > 0])
+      self.assertFalse(np.any(clip[own] - clip[own][:1]))  # steady, primary
+      coef = np.linalg.lstsq(p[other].T, clip[other].mean(0), rcond=None)[0]
+      np.testing.assert_allclose(np.flatnonzero(np.abs(coef) > 1e-6),
+                                 partners)
+    self.assertGreater(min(seen.values()), 3)
+
+  def test_event_counts_vary_widely_in_test(self):
+    cfg = se.SyntheticEventsConfig(**TINY)
+    p = se.prototypes(cfg)
+    counts = [se.make_clip(cfg, "test", i, p)["labels"].sum()
+              for i in range(60)]
+    self.assertLessEqual(min(counts), 1)
+    self.assertGreaterEqual(max(counts), 4)
+
   def test_resolve_writes_once_with_event_types(self):
     root = tu.make_tempdir(self)
     data = ml_collections.ConfigDict({

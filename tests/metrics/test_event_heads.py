@@ -74,6 +74,38 @@ class EventHeadsMetricsTest(absltest.TestCase):
     np.testing.assert_array_equal(assigned, [2, 4, -1, -1])
     np.testing.assert_array_equal(votes[0], [1, 0, 2, 0, 0])
 
+  def test_dominant_types_paper_logits_vs_logprob(self):
+    # Head 0 is sharper (rival logits lower), head 1 has the larger raw
+    # output on the true class: the paper's argmax_i O_{i,y} picks head 1,
+    # log-softmax picks head 0.
+    lg = np.zeros((1, 5, 3))
+    lg[0, 0] = [2.0, -3.0, -3.0]
+    lg[0, 1] = [3.0, 2.5, 2.5]
+    primary = np.eye(3)[[0]]
+    self.assertEqual(m.dominant_types(lg, primary, primary, HEADS,
+                                      "logit")[0][0], 1)
+    self.assertEqual(m.dominant_types(lg, primary, primary, HEADS)[0][0], 0)
+    with self.assertRaisesRegex(ValueError, "score"):
+      m.dominant_types(lg, primary, primary, HEADS, "prob")
+
+  def test_onset_head_without_onsets_gives_no_prediction(self):
+    # Clip 0 has no onset: its onset head (index 2) does not vote, is not in
+    # the union, cannot be the dominant head and is not right; clip 1 has.
+    valid = m.head_valid(HEADS, np.array([[0, 0, 0], [0, 1, 0]]), 2)
+    np.testing.assert_array_equal(valid[:, 2], [False, True])
+    self.assertTrue(valid[:, [0, 1, 3, 4]].all())
+    lg = logits_of([[2, 1, 2, 3, 3]] * 2, [[.5, .5, .99, .6, .6]] * 2)
+    np.testing.assert_array_equal(m.vote(lg), [2, 2])  # 2-2 tie: onset
+    np.testing.assert_array_equal(m.vote(lg, valid), [3, 2])
+    primary = np.eye(4)[[2, 2]]
+    _, votes = m.dominant_types(lg, primary, primary, HEADS, "logprob",
+                                valid)
+    np.testing.assert_array_equal(votes[2], [1, 0, 1, 0, 0])
+    c = m.complementarity(lg, primary, primary, HEADS, valid)
+    self.assertEqual((c["continuous"], c["onset"]), (1, 0))
+    lg = logits_of([[0, 1, 2, 3, 3]] * 2, [[.5] * 5] * 2)
+    np.testing.assert_array_equal(m.union(lg, valid),
+                                  [[1, 1, 0, 1], [1, 1, 1, 1]])
 
 if __name__ == "__main__":
   absltest.main()
