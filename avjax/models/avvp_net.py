@@ -53,6 +53,9 @@ class AVVPNet(nn.Module):
       both directions (cross-modal learning's "Base").
     skip: x = LN(layer(x, ctx) + x) around each hybrid layer, one LN per
       modality (cross-modal learning's skip connection).
+    shared_fc: one Dense(d) shared by both modalities on the last hybrid
+      layer's output, before the skip connection (cross-modal learning's
+      reference code applies it in every variant: `shared_fc`).
     adversarial: add a `ModalityDiscriminator` on the attended per-segment
       features through gradient reversal (outputs `disc_logits`).
     avg_encoder: optional `avg.AVGEncoder` (AVG pretraining's transformer)
@@ -78,6 +81,7 @@ class AVVPNet(nn.Module):
   global_context: bool = False
   separate_self_attention: bool = False
   skip: bool = False
+  shared_fc: bool = False
   adversarial: bool = False
   avg_encoder: Optional[avg.AVGEncoder] = None
   avg_frozen: bool = False
@@ -102,6 +106,9 @@ class AVVPNet(nn.Module):
       else:
         layer = self._layer(f"han_{i}", cross=self.cross_attention)
       a, v = _apply_both_ways(layer, a, v, mask, train)
+      if self.shared_fc and i == self.num_layers - 1:
+        fc = nn.Dense(self.d_model, dtype=self.dtype, name="shared_fc")
+        a, v = fc(a), fc(v)
       if self.skip:
         a = nn.LayerNorm(dtype=self.dtype, name=f"skip_a_{i}")(a + a0)
         v = nn.LayerNorm(dtype=self.dtype, name=f"skip_v_{i}")(v + v0)

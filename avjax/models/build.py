@@ -29,6 +29,7 @@ def build(model_cfg, info: dict):
         separate_self_attention=model_cfg.get("separate_self_attention",
                                               False),
         skip=model_cfg.get("skip", False),
+        shared_fc=model_cfg.get("shared_fc", False),
         adversarial=model_cfg.get("adversarial", False),
         avg_encoder=avg_encoder(model_cfg, info),
         avg_frozen=model_cfg.get("freeze_pretrained", False),

@@ -66,6 +66,9 @@ class CrossModalNetTest(absltest.TestCase):
     adv = init(avvp_net.AVVPNet(adversarial=True, **kw))
     disc = (16 * 128 + 128 + 2 * 128) + (128 * 10 + 10 + 2 * 10) + 11
     self.assertEqual(tn.count(adv), tn.count(han) + disc)
+    fc = init(avvp_net.AVVPNet(shared_fc=True, **kw))
+    self.assertEqual(tn.count(fc), tn.count(han) + 16 * 16 + 16)
+    self.assertEqual(set(fc), set(han) | {"shared_fc"})
     gc = init(avvp_net.AVVPNet(global_context=True, **kw))
     self.assertEqual(tn.count(gc), tn.count(han) + 2 * (
         2 * (16 * 16 + 16) + 4 * 17))
