@@ -277,9 +277,6 @@ def fit(s: Setup, workdir: str, loss, val):
       s.train_src, s.local_batch, config.seed, start,
       config.data.shuffle_buffer, s.total_steps), s.mesh)
   acc, every = [], config.get("checkpoint_every_steps", 0)
-  # jit caches are per function: count what this run adds.
-  compiled0 = (_compilations(step_fn),
-               _compilations(getattr(val, "predict_fn", None)))
   for step in range(start + 1, s.total_steps + 1):
     state, metrics = step_fn(state, next(batches))
     acc.append(metrics)
@@ -299,11 +296,11 @@ def fit(s: Setup, workdir: str, loss, val):
       prog.reset(step)
     elif every and step % every == 0:
       checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
-  if start < s.total_steps:  # static shapes: at most one compilation each
-    predict = getattr(val, "predict_fn", None)
-    writer.write_scalars(s.total_steps, {
-        "train/step_compilations": _compilations(step_fn) - compiled0[0],
-        "val/predict_compilations": _compilations(predict) - compiled0[1]})
+  if start < s.total_steps:  # static shapes: one compilation each
+    compiles = {"train/step_compilations": _compilations(step_fn)}
+    if _compilations(getattr(val, "predict_fn", None)):
+      compiles["val/predict_compilations"] = _compilations(val.predict_fn)
+    writer.write_scalars(s.total_steps, compiles)
   latest.wait_until_finished()
   best.wait_until_finished()
   writer.close()
