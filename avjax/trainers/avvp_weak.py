@@ -296,21 +296,10 @@ def fit(s: Setup, workdir: str, loss, val):
       prog.reset(step)
     elif every and step % every == 0:
       checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
-  if start < s.total_steps:  # static shapes: one compilation each
-    compiles = {"train/step_compilations": _compilations(step_fn)}
-    if _compilations(getattr(val, "predict_fn", None)):
-      compiles["val/predict_compilations"] = _compilations(val.predict_fn)
-    writer.write_scalars(s.total_steps, compiles)
   latest.wait_until_finished()
   best.wait_until_finished()
   writer.close()
   return state
-
-
-def _compilations(fn) -> int:
-  """How many programs a jitted function compiled (0 if unknown)."""
-  size = getattr(fn, "_cache_size", None)
-  return int(size()) if callable(size) else 0
 
 
 def save_predictions(path: str, ev: avvp_f1.Evaluator, pred) -> None:
