@@ -20,28 +20,23 @@ def key_padding_mask(segment_mask: Optional[jnp.ndarray]):
 
 def keep_masks(rng: jax.Array, rate: float, shapes: Sequence[Sequence[int]]
                ) -> Tuple[List[jnp.ndarray], float]:
-  """Dropout keep masks of several shapes from one draw of random words.
+  """Dropout keep masks of several shapes from ONE draw of random words.
 
   Each 32-bit word gives two 16-bit uniforms, so the masks cost half the
-  random bits of `jax.random.bernoulli` (float32 uniforms), and masks of the
-  same shape come from one PRNG call. Words are drawn in the masks' own
-  shape (leading axis: mask pairs), so a batch-sharded mask needs no
-  resharding collective. The keep probability is quantised to 1/65536
+  random bits of `jax.random.bernoulli` (float32 uniforms) and one PRNG call
+  instead of one per mask. The keep probability is quantised to 1/65536
   (rate 0.1 -> 0.1000061); it is returned so that callers rescale by exactly
   the probability the masks have.
   """
   threshold = int(round((1.0 - rate) * 65536))
-  groups: Dict[Tuple[int, ...], List[int]] = {}
-  for i, sh in enumerate(shapes):
-    groups.setdefault(tuple(sh), []).append(i)
-  masks: List[Any] = [None] * len(shapes)
-  for g, (sh, idx) in enumerate(groups.items()):
-    words = jax.random.bits(jax.random.fold_in(rng, g),
-                            ((len(idx) + 1) // 2,) + sh, jnp.uint32)
-    halves = jnp.concatenate([words & 0xFFFF, words >> 16])
-    for j, i in enumerate(idx):
-      masks[i] = halves[j] < threshold
-  return masks, threshold / 65536.0
+  sizes = [int(np.prod(sh)) for sh in shapes]
+  n = sum(sizes)
+  words = jax.random.bits(rng, ((n + 1) // 2,), jnp.uint32)
+  u = jnp.concatenate([words & 0xFFFF, words >> 16])[:n]
+  keep = u < threshold
+  parts = jnp.split(keep, np.cumsum(sizes)[:-1])
+  return ([m.reshape(sh) for m, sh in zip(parts, shapes)],
+          threshold / 65536.0)
 
 
 # (branch, projection) pairs of the fused layout, in kernel column order.
@@ -190,10 +185,7 @@ class HybridAttentionLayer(nn.Module):
       if self.self_attention:
         att["self_attn"] = self._attn("self_attn", x, x, segment_mask, det)
     names = [n for n in ("cross_attn", "self_attn") if n in att]
-    # One-draw masks on a single process; multi-process CPU runs (gloo)
-    # hung with them (not yet diagnosed), so those use nn.Dropout.
-    fast = (self.fused and not det and self.dropout > 0.0 and
-            jax.process_count() == 1)
+    fast = self.fused and not det and self.dropout > 0.0
     if fast:  # all of the layer's dropout masks from one draw
       shape = x.shape[:-1]
       masks, keep = keep_masks(
