@@ -185,9 +185,7 @@ class HybridAttentionLayer(nn.Module):
       if self.self_attention:
         att["self_attn"] = self._attn("self_attn", x, x, segment_mask, det)
     names = [n for n in ("cross_attn", "self_attn") if n in att]
-    # Multi-process runs use nn.Dropout (a 2-process gloo run deadlocked).
-    fast = (self.fused and not det and self.dropout > 0.0 and
-            jax.process_count() == 1)
+    fast = self.fused and not det and self.dropout > 0.0
     if fast:  # all of the layer's dropout masks from one draw
       shape = x.shape[:-1]
       masks, keep = keep_masks(
