@@ -12,6 +12,7 @@ import os
 from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
+import jax
 import orbax.checkpoint as ocp
 
 
@@ -33,6 +34,11 @@ def save(mgr: ocp.CheckpointManager, step: int, state: Any,
   mgr.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
            force=True)
+  if jax.process_count() > 1:
+    # Multi-host: Orbax's commit barriers of two managers (latest, best)
+    # must not overlap ("barrier ... is already ongoing" deadlocks once
+    # steps are fast), so each save completes before the next one starts.
+    mgr.wait_until_finished()
 
 
 def read_meta(mgr: ocp.CheckpointManager, step: int) -> Dict[str, Any]:
