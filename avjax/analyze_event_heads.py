@@ -16,8 +16,10 @@ results.json and pred_<split>.npz. Writes into DIR:
              y; --dominant_score=logit compares the raw outputs O_{i,y}, the
              paper's literal rule); the per-class assignment; when the dataset
              records true event types (synthetic_events), the confusion true
-             type x assigned head and the fraction recovered, plus the
-             recovery under the other score
+             type x assigned head and the fraction recovered, the recovery
+             under the other score, and each head's accuracy and mean
+             log p_i(y) per true type (its most accurate head: the type's
+             specialist)
   analysis.json  all of the above; confusion.png (if matplotlib is installed)
 
 A table whose runs are missing is skipped with a message.
@@ -153,6 +155,25 @@ def table4(name: str, ours: Dict, info: Dict, score: str = "logprob"):
                      [[t] + list(conf[i]) for i, t in enumerate(types)])
     out.update(confusion=conf.tolist(), types=types, recovered=ok,
                num_classes=int(conf.sum()))
+    prof = metrics.head_profile(p["logits"], p["labels"], primary_of(p),
+                                [types.index(t) for t in truth], len(types),
+                                valid_of(p, heads))
+    spec = [heads[j] if j >= 0 else "-" for j in prof["specialist"]]
+    hits = sum(s == t for s, t in zip(spec, types))
+    text += ("\nEach head on the clips of each true type: accuracy % / mean "
+             "log p_i(y) (the most accurate head is the type's specialist; "
+             f"{hits}/{len(types)} types have their own head as "
+             "specialist):\n\n")
+    text += md_table(
+        ["True type", "Clips"] + heads + ["Specialist"],
+        [[t, int(prof["clips"][i])] +
+         [f"{prof['acc'][i, j]:.1f} / {prof['logp'][i, j]:.2f}"
+          for j in range(len(heads))] + [spec[i]]
+         for i, t in enumerate(types)])
+    out.update(profile={"acc": prof["acc"].tolist(),
+                        "logp": prof["logp"].tolist(),
+                        "clips": prof["clips"].tolist(),
+                        "specialist": spec}, specialists_recovered=hits)
   return text, out
 
 

@@ -88,6 +88,34 @@ class EventHeadsMetricsTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "score"):
       m.dominant_types(lg, primary, primary, HEADS, "prob")
 
+  def test_head_profile_per_group(self):
+    # Classes 0, 1 in group 0, class 2 in group 1; 3 clips of group 0, one
+    # of group 1. Head 2 (onset) abstains on clip 1.
+    lg = logits_of([[0, 1, 0, 0, 1], [1, 1, 2, 1, 0], [1, 0, 1, 1, 1],
+                    [2, 2, 2, 0, 0]],
+                   [[.9, .5, .6, .5, .5], [.5, .5, .9, .8, .5],
+                    [.5, .5, .5, .5, .5], [.5, .5, .7, .5, .5]], c=3)
+    primary = np.eye(3)[[0, 1, 1, 2]]
+    valid = np.ones((4, 5), bool)
+    valid[1, 2] = False
+    prof = m.head_profile(lg, primary, primary, [0, 0, 1], 2, valid)
+    np.testing.assert_array_equal(prof["clips"], [3, 1])
+    # Group 0 (clips 0-2): continuous and visual right on all three,
+    # instant on 1, onset on 0 and 2 (abstains on 1), audio on 2.
+    np.testing.assert_allclose(prof["acc"][0],
+                               [100, 100 / 3, 200 / 3, 100, 100 / 3])
+    np.testing.assert_allclose(prof["acc"][1], [100, 100, 100, 0, 0])
+    np.testing.assert_array_equal(prof["specialist"], [0, 0])
+    logp = m.log_softmax(lg)
+    np.testing.assert_allclose(prof["logp"][0, 2],
+                               (logp[0, 2, 0] + logp[2, 2, 1]) / 2)
+    np.testing.assert_allclose(prof["logp"][1, 2], np.log(.7))
+    np.testing.assert_allclose(prof["logp"][0, 0], np.mean(
+        [np.log(.9), logp[1, 0, 1], logp[2, 0, 1]]))
+    prof = m.head_profile(lg, primary, primary, [0, 0, 0], 2)
+    np.testing.assert_array_equal(prof["specialist"], [0, -1])
+    self.assertTrue(np.isnan(prof["logp"][1]).all())
+
   def test_onset_head_without_onsets_gives_no_prediction(self):
     # Clip 0 has no onset: its onset head (index 2) does not vote, is not in
     # the union, cannot be the dominant head and is not right; clip 1 has.
