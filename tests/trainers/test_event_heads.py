@@ -61,6 +61,14 @@ class EventHeadsTrainerTest(absltest.TestCase):
     self.assertEqual(t4["num_classes"], 5)
     self.assertEqual(sum(map(sum, t4["confusion"])), 5)
     self.assertEqual(res["table3"]["num_clips"], 24)
+    prof = t4["profile"]  # one row per true type, clips of its classes
+    self.assertEqual(sum(prof["clips"]), res["table3"]["num_clips"])
+    self.assertEqual(len(prof["acc"]), 5)
+    self.assertEqual(t4["specialists_recovered"],
+                     sum(s == t for s, t in zip(prof["specialist"],
+                                                t4["types"])))
+    with open(os.path.join(out, "table4.md")) as f:
+      self.assertIn("Specialist", f.read())
 
   def test_invalid_config_refused_before_training(self):
     c = tiny_config(self.cache)
