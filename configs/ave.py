@@ -46,7 +46,10 @@ def model(**overrides) -> ml_collections.ConfigDict:
       "name": "ave_net", "modalities": "av", "attention": True,
       "fusion": "concat", "stage": "late", "lstm_hidden": 128,
       "att_dim": 512, "att_hidden": 49, "fusion_dim": 256, "num_blocks": 1,
-      "ensemble": 2, "head_hidden": 64, "visual_key": "visual_map"})
+      "ensemble": 2, "head_hidden": 64, "visual_key": "visual_map",
+      # bilinear, gated_bilinear, mrn: LayerNorm on the fusion's inputs
+      # (ave_fusion docstring); False reproduces the unnormalised form.
+      "fusion_input_norm": True})
   m.update(overrides)
   return m
 
@@ -150,6 +153,19 @@ CLOSE_ROWS = (("A", "variant=a"), ("A+V", "variant=av"),
               ("late-dmrn", "fusion=dmrn,stage=late"))
 
 
+def table2_seeds(seeds=(0, 1, 2)):
+  """Early and late rows of every fusion at each seed (seed by seed, so a
+  cut sweep still holds whole seeds), then the decision rows at seed 0."""
+  rows = []
+  for seed in seeds:
+    for r in table2():
+      if not r["name"].startswith("decision-"):
+        rows.append({**r, "name": f"{r['name']} s{seed}",
+                     "overrides": {"seed": seed}})
+  return rows + [{**r, "name": f"{r['name']} s0", "overrides": {"seed": 0}}
+                 for r in table2() if r["name"].startswith("decision-")]
+
+
 def seeds(seed: int):
   return [{"config": f"configs/ave.py:{arg}", "name": f"{name} s{seed}",
            "overrides": {"seed": seed}} for name, arg in CLOSE_ROWS]
@@ -159,7 +175,8 @@ def get_hyper(h):
   """Rows of a table: table1 (modalities, full/weak; table1_full|weak: one
   half, richest rows first), table2 (fusion x
   stage; table2_early|late|decision: one stage), blocks (stacked DMRN),
-  seedK (the close comparisons `CLOSE_ROWS` at seed K, e.g. seed1)."""
+  seedK (the close comparisons `CLOSE_ROWS` at seed K, e.g. seed1),
+  table2_seeds (early/late of every fusion at seeds 0-2, decision at 0)."""
   if h == "table1":
     return table1()
   if h.endswith("_rev"):  # the same rows, last first (a second worker)
@@ -169,6 +186,8 @@ def get_hyper(h):
         h == "table1_weak")][::-1]
   if h == "table2":
     return table2()
+  if h == "table2_seeds":
+    return table2_seeds()
   if h.startswith("table2_"):  # one stage, e.g. table2_late; key rows first
     rows = [r for r in table2() if r["name"].startswith(h[7:] + "-")]
     return sorted(rows, key=lambda r: r["name"].split("-")[1] not in (
@@ -179,4 +198,4 @@ def get_hyper(h):
   if h.startswith("seed") and h[4:].isdigit():
     return seeds(int(h[4:]))
   raise ValueError(f"hyper={h!r}; valid: 'table1', 'table2', 'blocks', "
-                   "'seedK'")
+                   "'seedK', 'table2_seeds'")

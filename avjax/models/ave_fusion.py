@@ -9,6 +9,17 @@ dual multimodal residual network (Eqs. 5-6, reference code: U = Dense-tanh-
 Dense, merged = (U_a(a) + U_v(v)) / 2, a' = tanh(a + merged), v' = tanh(v +
 merged), output (a' + v') / 2), stackable as `num_blocks` blocks. DMRFE
 (the DMRN ensemble) is built by `ave_net` from DMRN branches.
+
+The multiplicative fusions (bilinear, gated bilinear, MRN: every term that
+sees the visual input is a product of two learned maps) layer-normalise
+their two inputs first (`input_norm`, default on). Their output scales with
+the product of the input scales, and the inputs differ by stage: early
+fusion gets the raw audio and the attended visual features (rms ~1.0 and
+~0.55 on the synthetic default), late fusion the BiLSTM outputs (o *
+tanh(c), rms ~0.2 at init), where tanh(U h) is nearly linear and the fused
+output came out at rms 0.036 (concat: 0.2). Without the normalisation the
+late bilinear / gated-bilinear / MRN rows scored 66.9 / 62.5 / 66.8 against
+78.4 / 81.1 / 73.0 early (seed 0); `input_norm=False` is that old form.
 """
 
 from typing import Callable, Dict
@@ -55,11 +66,21 @@ class Gated(_Projected):
     return pa * gv + pv * ga
 
 
+def _norm(a, v, on: bool):
+  """(LayerNorm(a), LayerNorm(v)) when `on`, else (a, v)."""
+  if not on:
+    return a, v
+  return nn.LayerNorm(name="norm_a")(a), nn.LayerNorm(name="norm_v")(v)
+
+
 class Bilinear(_Projected):
-  """Low-rank multimodal bilinear pooling: P(tanh(U a) * tanh(V v))."""
+  """Low-rank multimodal bilinear pooling: P(tanh(U a) * tanh(V v)), on
+  layer-normalised a, v when `input_norm`."""
+  input_norm: bool = True
 
   @nn.compact
   def __call__(self, a, v):
+    a, v = _norm(a, v, self.input_norm)
     pa, pv = self.project(a, v, jnp.tanh)
     return nn.Dense(self.dim, name="out")(pa * pv)
 
@@ -78,10 +99,13 @@ class GMU(_Projected):
 
 class GatedBilinear(_Projected):
   """Bilinear term gated by the concatenated inputs:
-  P(sigmoid(W_g [a; v]) * tanh(U a) * tanh(V v))."""
+  P(sigmoid(W_g [a; v]) * tanh(U a) * tanh(V v)), on layer-normalised a, v
+  when `input_norm`."""
+  input_norm: bool = True
 
   @nn.compact
   def __call__(self, a, v):
+    a, v = _norm(a, v, self.input_norm)
     pa, pv = self.project(a, v, jnp.tanh)
     g = nn.sigmoid(nn.Dense(self.dim, name="gate")(
         jnp.concatenate([a, v], -1)))
@@ -104,12 +128,15 @@ def _match(x, dim, name):
 
 class MRN(nn.Module):
   """Multimodal residual network (Kim et al. 2016), audio as the residual
-  branch: a <- W_s a + tanh(W_a a) * tanh(W_2 tanh(W_1 v)), per block."""
+  branch: a <- W_s a + tanh(W_a a) * tanh(W_2 tanh(W_1 v)), per block, on
+  layer-normalised a, v when `input_norm`."""
   dim: int = 128
   num_blocks: int = 1
+  input_norm: bool = True
 
   @nn.compact
   def __call__(self, a, v):
+    a, v = _norm(a, v, self.input_norm)
     h = _match(a, self.dim, "in_a")
     for i in range(self.num_blocks):
       fv = jnp.tanh(nn.Dense(self.dim, name=f"v2_{i}")(
@@ -152,15 +179,21 @@ FUSIONS: Dict[str, type] = {
     "concat": Concat, "mrn": MRN, "dmrn": DMRN,
 }
 STACKABLE = ("mrn", "dmrn")
+# Fusions with the `input_norm` switch (see the module docstring).
+NORMED = ("bilinear", "gated_bilinear", "mrn")
 # Names with the DMRN ensemble, which `ave_net` assembles from DMRN branches.
 NAMES = tuple(FUSIONS) + ("dmrfe",)
 
 
-def make(kind: str, dim: int, num_blocks: int = 1, **kw) -> nn.Module:
-  """The fusion module `kind` (one of FUSIONS) with width `dim`; `kw` goes
-  to the module (e.g. its flax `name`)."""
+def make(kind: str, dim: int, num_blocks: int = 1, input_norm: bool = True,
+         **kw) -> nn.Module:
+  """The fusion module `kind` (one of FUSIONS) with width `dim`;
+  `input_norm` applies to the NORMED kinds only; `kw` goes to the module
+  (e.g. its flax `name`)."""
   if kind not in FUSIONS:
     raise ValueError(f"unknown fusion {kind!r}; valid: {sorted(FUSIONS)}")
+  if kind in NORMED:
+    kw["input_norm"] = input_norm
   if kind in STACKABLE:
     return FUSIONS[kind](dim=dim, num_blocks=num_blocks, **kw)
   if num_blocks != 1:

@@ -80,6 +80,8 @@ class AVENet(nn.Module):
     stage: "early", "late" or "decision".
     lstm_hidden, att_dim, att_hidden, fusion_dim, head_hidden: widths.
     num_blocks: stacked MRN/DMRN blocks; ensemble: DMRFE branches.
+    fusion_input_norm: the multiplicative fusions (`ave_fusion.NORMED`)
+      layer-normalise their inputs (see `ave_fusion`; False: the old form).
     visual_key: the visual feature: "visual_map" [B, T, 7, 7, D] (regions)
       or "visual_vec" [B, T, D] (already pooled; no attention possible).
   """
@@ -96,6 +98,7 @@ class AVENet(nn.Module):
   ensemble: int = 2
   head_hidden: int = 64
   visual_key: str = "visual_map"
+  fusion_input_norm: bool = True
 
   def visual(self, x) -> tuple:
     """(visual feature per segment [B, T, D], attention [B, T, k] or None)."""
@@ -110,7 +113,7 @@ class AVENet(nn.Module):
 
   def fuse(self, name, a, v, tag=""):
     return ave_fusion.make(name, self.fusion_dim, self.num_blocks,
-                           name=f"fusion{tag}")(a, v)
+                           self.fusion_input_norm, name=f"fusion{tag}")(a, v)
 
   @nn.compact
   def __call__(self, x: Dict[str, jnp.ndarray], *, train: bool = False):
@@ -191,7 +194,8 @@ def build(model_cfg, num_classes: int) -> AVENet:
       att_dim=model_cfg.att_dim, att_hidden=model_cfg.att_hidden,
       fusion_dim=model_cfg.fusion_dim, num_blocks=model_cfg.num_blocks,
       ensemble=model_cfg.ensemble, head_hidden=model_cfg.head_hidden,
-      visual_key=model_cfg.visual_key)
+      visual_key=model_cfg.visual_key,
+      fusion_input_norm=model_cfg.fusion_input_norm)
 
 
 def input_features(model_cfg) -> tuple:

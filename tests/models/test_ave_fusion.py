@@ -10,23 +10,24 @@ from avjax.trainers import train_lib
 
 DA, DV, DIM = 6, 8, 4
 dense = lambda i, o: i * o + o
+NORM = 2 * DA + 2 * DV  # LayerNorm scale + bias on both inputs (NORMED)
 # Golden counts for a [.., 6] audio and [.., 8] visual input, width 4.
 GOLDEN = {
     "additive": dense(DA, DIM) + dense(DV, DIM),
     "max_pooling": dense(DA, DIM) + dense(DV, DIM),
     "gated": 2 * (dense(DA, DIM) + dense(DV, DIM)),
-    "bilinear": dense(DA, DIM) + dense(DV, DIM) + dense(DIM, DIM),
+    "bilinear": NORM + dense(DA, DIM) + dense(DV, DIM) + dense(DIM, DIM),
     "gmu": dense(DA, DIM) + dense(DV, DIM) + dense(DA + DV, DIM),
-    "gated_bilinear": (dense(DA, DIM) + dense(DV, DIM) +
+    "gated_bilinear": (NORM + dense(DA, DIM) + dense(DV, DIM) +
                        dense(DA + DV, DIM) + dense(DIM, DIM)),
     "concat": 0,
-    "mrn": dense(DA, DIM) + dense(DV, DIM) + 3 * dense(DIM, DIM),
+    "mrn": NORM + dense(DA, DIM) + dense(DV, DIM) + 3 * dense(DIM, DIM),
     "dmrn": dense(DA, DIM) + dense(DV, DIM) + 4 * dense(DIM, DIM),
 }
 
 
-def init(kind, num_blocks=1, da=DA, dv=DV):
-  m = ave_fusion.make(kind, DIM, num_blocks)
+def init(kind, num_blocks=1, da=DA, dv=DV, input_norm=True):
+  m = ave_fusion.make(kind, DIM, num_blocks, input_norm)
   a, v = jnp.ones((2, 3, da)), jnp.ones((2, 3, dv))
   params = m.init(jax.random.PRNGKey(0), a, v)
   return m.apply(params, a, v), train_lib.param_count(params)
@@ -47,13 +48,33 @@ class FusionTest(parameterized.TestCase):
   def test_stacked_blocks(self):
     _, mrn2 = init("mrn", 2)
     _, dmrn3 = init("dmrn", 3)
-    self.assertEqual(mrn2, dense(DA, DIM) + 2 * (dense(DV, DIM) +
+    self.assertEqual(mrn2, NORM + dense(DA, DIM) + 2 * (dense(DV, DIM) +
                                                  3 * dense(DIM, DIM)))
     self.assertEqual(dmrn3, dense(DA, DIM) + dense(DV, DIM) +
                      3 * 4 * dense(DIM, DIM))
     # Same-width inputs are not projected (late fusion of the two LSTMs).
     _, same = init("dmrn", 1, DIM, DIM)
     self.assertEqual(same, 4 * dense(DIM, DIM))
+
+  @parameterized.parameters(*ave_fusion.NORMED)
+  def test_input_norm(self, kind):
+    # Off: the unnormalised form (no LayerNorm parameters).
+    _, n = init(kind, input_norm=False)
+    self.assertEqual(n, GOLDEN[kind] - NORM)
+    # On: the output does not depend on the inputs' scale (BiLSTM outputs
+    # at late fusion are ~5x smaller than the early-fusion features); off,
+    # it does.
+    a = jax.random.normal(jax.random.PRNGKey(1), (5, DA))
+    v = jax.random.normal(jax.random.PRNGKey(2), (5, DV))
+    for norm, same in ((True, True), (False, False)):
+      m = ave_fusion.make(kind, DIM, input_norm=norm)
+      p = m.init(jax.random.PRNGKey(0), a, v)
+      close = jnp.allclose(m.apply(p, a, v), m.apply(p, 0.2 * a, 0.2 * v),
+                           atol=1e-4)
+      self.assertEqual(bool(close), same)
+    # Other fusions have no such switch: `make` ignores it for them.
+    _, n = init("gmu", input_norm=False)
+    self.assertEqual(n, GOLDEN["gmu"])
 
   def test_dmrn_block_is_the_reference_formula(self):
     blk = ave_fusion.DMRNBlock(DIM)
