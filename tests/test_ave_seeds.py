@@ -1,0 +1,41 @@
+"""Table 2 over seeds: grouping and mean ± sd from a sweep's rows."""
+
+from absl.testing import absltest
+
+from avjax import ave_seeds
+
+ROWS = {
+    "late-dmrfe s0": {"acc": 93.0}, "late-dmrfe s1": {"acc": 94.0},
+    "early-gmu s0": {"acc": 90.0}, "early-gmu s1": {"acc": 92.0},
+    "late-gmu s0": {"acc": 91.0}, "late-gmu s1": {"acc": 91.0},
+    "decision-gmu s0": {"acc": 89.5},
+    "A s1": {"acc": 50.0},  # not a Table 2 row
+}
+
+
+class AveSeedsTest(absltest.TestCase):
+
+  def test_group(self):
+    g = ave_seeds.group(ROWS)
+    self.assertEqual(set(g), {"gmu", "dmrfe"})
+    self.assertEqual(g["gmu"], {"early": {0: 90.0, 1: 92.0},
+                                "late": {0: 91.0, 1: 91.0},
+                                "decision": {0: 89.5}})
+
+  def test_plain_table2_names_are_seed_0(self):
+    g = ave_seeds.group({"late-dmrn": {"acc": 91.4}, "early-dmrn s1": {
+        "acc": 92.0}})
+    self.assertEqual(g, {"dmrn": {"late": {0: 91.4}, "early": {1: 92.0}}})
+
+  def test_markdown_cells(self):
+    md = ave_seeds.markdown(ave_seeds.group(ROWS)).splitlines()
+    self.assertEqual(md[0], "| stage | gmu | dmrfe |")  # the paper's order
+    self.assertEqual(md[2], "| early | 91.0 ± 1.4 | - |")
+    self.assertEqual(md[3], "| late | 91.0 ± 0.0 | 93.5 ± 0.7 |")
+    self.assertEqual(md[4], "| decision | 89.5 (n=1) | - |")
+    # Paired by seed: 91-90 = +1, 91-92 = -1 -> mean 0, one win of two.
+    self.assertEqual(md[5], "| late - early (late wins) | +0.0 (1/2) | - |")
+
+
+if __name__ == "__main__":
+  absltest.main()
