@@ -20,7 +20,8 @@ Tables (each row's test accuracy into DIR/table.md):
   comparisons A, A+V, W-A, W-A+V, late concat/DMRN at seed 1;
   `table2_seeds`: early/late of every fusion at seeds 0-2 and decision at
   seed 0, summarised by `python -m avjax.ave_seeds --workdir=DIR`;
-  `long_v`: V and W-V trained 40 epochs instead of 8).
+  `long_v`: V and W-V trained 40 epochs instead of 8; `table1_long`: all
+  of Table 1 on that schedule).
 Bilinear, gated bilinear and MRN layer-normalise their inputs
 (model.fusion_input_norm=True; False is the unnormalised form, which
 scored 62-67 at the late stage: see avjax/models/ave_fusion.py).
@@ -183,6 +184,13 @@ def long_v():
            "overrides": dict(LONG)} for n, w in (("V", ""), ("W-V", ",weak"))]
 
 
+def table1_long():
+  """Table 1 with every row on the `LONG` schedule (names "<row> long";
+  its V and W-V rows are `long_v`'s)."""
+  return [dict(r, name=r["name"] + " long", overrides=dict(LONG))
+          for r in table1()]
+
+
 def seeds(seed: int):
   return [{"config": f"configs/ave.py:{arg}", "name": f"{name} s{seed}",
            "overrides": {"seed": seed}} for name, arg in CLOSE_ROWS]
@@ -194,7 +202,8 @@ def get_hyper(h):
   stage; table2_early|late|decision: one stage), blocks (stacked DMRN),
   seedK (the close comparisons `CLOSE_ROWS` at seed K, e.g. seed1),
   table2_seeds (early/late of every fusion at seeds 0-2, decision at 0),
-  long_v (V and W-V on a 5x longer schedule)."""
+  long_v (V and W-V on a 5x longer schedule), table1_long (all of Table 1
+  on it)."""
   if h == "table1":
     return table1()
   if h.endswith("_rev"):  # the same rows, last first (a second worker)
@@ -208,6 +217,8 @@ def get_hyper(h):
     return table2_seeds()
   if h == "long_v":
     return long_v()
+  if h == "table1_long":
+    return table1_long()
   if h.startswith("table2_"):  # one stage, e.g. table2_late; key rows first
     rows = [r for r in table2() if r["name"].startswith(h[7:] + "-")]
     return sorted(rows, key=lambda r: r["name"].split("-")[1] not in (
@@ -218,4 +229,4 @@ def get_hyper(h):
   if h.startswith("seed") and h[4:].isdigit():
     return seeds(int(h[4:]))
   raise ValueError(f"hyper={h!r}; valid: 'table1', 'table2', 'blocks', "
-                   "'seedK', 'table2_seeds', 'long_v'")
+                   "'seedK', 'table2_seeds', 'long_v', 'table1_long'")
