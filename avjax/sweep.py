@@ -16,13 +16,17 @@ read instead of rerun, so an interrupted sweep resumes at the row it was on
 (and the row itself resumes from its checkpoint). Writes WORKDIR/table.md
 and WORKDIR/table.json: the rows' scores on --split (default: the config's
 test split), columns from the first row config's `table_keys` or --keys.
+
+--shard=K/N splits a sweep over N workers (processes, machines) sharing one
+WORKDIR: worker K trains rows K, K+N, K+2N, ... and tabulates what is done so
+far; a last run without --shard reads every row and writes the whole table.
 """
 
 import importlib
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -45,6 +49,20 @@ def define_flags():
   flags.DEFINE_string("split", None, "Split to tabulate (default: the test "
                       "split of each row's config).")
   flags.DEFINE_bool("dry_run", False, "Only list the rows and their configs.")
+  flags.DEFINE_string("shard", None, "K/N: train only rows K, K+N, ... (one of "
+                      "N workers on a shared --workdir); others are read if "
+                      "done, else left out of this table.")
+
+
+def parse_shard(spec: Optional[str]) -> Optional[Tuple[int, int]]:
+  """'K/N' -> (K, N) with 0 <= K < N; None -> None."""
+  if not spec:
+    return None
+  m = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+  if not m or not int(m.group(1)) < int(m.group(2)):
+    raise ValueError(f"--shard={spec!r}: expected K/N with 0 <= K < N, "
+                     "e.g. 0/2")
+  return int(m.group(1)), int(m.group(2))
 
 
 def _module(path: str):
@@ -92,13 +110,16 @@ def rows_of(config_path: str, hyper: Optional[str]) -> List[Dict[str, Any]]:
   return rows
 
 
-def run_row(row: Dict[str, Any], workdir: str, runlocal: bool
-            ) -> Dict[str, Any]:
-  """Trains one row (or reads its finished results.json)."""
+def run_row(row: Dict[str, Any], workdir: str, runlocal: bool,
+            train: bool = True) -> Optional[Dict[str, Any]]:
+  """Trains one row (or reads its finished results.json); with train=False
+  an unfinished row is None."""
   done = os.path.join(workdir, "results.json")
   if os.path.exists(done):
     with open(done) as f:
       return json.load(f)
+  if not train:
+    return None
   config = load_config(row["config"], runlocal, row.get("overrides"))
   trainer = importlib.import_module(f"avjax.trainers.{config.trainer}")
   writers.log("sweep row %s: %s", os.path.basename(workdir), row["config"])
@@ -121,14 +142,23 @@ def table(rows: Dict[str, Dict[str, float]], keys: Sequence[str]) -> str:
 
 def sweep(config_path: str, hyper: Optional[str], workdir: str,
           runlocal: bool = False, keys: Optional[Sequence[str]] = None,
-          split: Optional[str] = None) -> Dict[str, Dict[str, float]]:
-  """Runs every row; returns {row name: metrics on the split}."""
+          split: Optional[str] = None,
+          shard: Optional[Tuple[int, int]] = None
+          ) -> Dict[str, Dict[str, float]]:
+  """Runs every row (or shard=(K, N)'s share); returns {row name: metrics on
+  the split} of the rows done."""
   rows = rows_of(config_path, hyper)
   scores = {}
-  for row in rows:
+  for i, row in enumerate(rows):
     name = row_name(row)
+    mine = shard is None or i % shard[1] == shard[0]
+    if row.get("stage"):  # another row trains it; its shard owns it
+      mine = mine and shard is None
     summary = run_row(row, os.path.join(workdir, row.get("workdir", name)),
-                      runlocal)
+                      runlocal, train=mine)
+    if summary is None:
+      writers.log("sweep row %s: left to another shard, not done yet", name)
+      continue
     if row.get("stage"):
       summary = summary["stages"][row["stage"]]
     config = load_config(row["config"], runlocal, row.get("overrides"))
@@ -163,7 +193,8 @@ def main(argv):
     raise app.UsageError("--workdir is required")
   runtime.initialize()
   os.makedirs(f.workdir, exist_ok=True)
-  sweep(f.config, f.hyper, f.workdir, f.runlocal, f.keys, f.split)
+  sweep(f.config, f.hyper, f.workdir, f.runlocal, f.keys, f.split,
+        parse_shard(f.shard))
 
 
 if __name__ == "__main__":

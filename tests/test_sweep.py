@@ -47,6 +47,31 @@ class SweepTest(absltest.TestCase):
     with self.assertRaisesRegex(KeyError, "no split 'nope'"):
       sweep.sweep("configs/avvp_han.py", None, d, split="nope")
 
+  def test_shard_trains_only_its_rows_and_tabulates_what_is_done(self):
+    d = testing_utils.make_tempdir(self)
+    rows = sweep.rows_of("configs/avvp_han.py", None)
+    self.assertGreater(len(rows), 2)
+    for k, row in enumerate(rows):
+      if k % 2 == 1:  # shard 1/2's rows are done; shard 0's are not
+        os.makedirs(os.path.join(d, sweep.row_name(row)))
+        with open(os.path.join(d, sweep.row_name(row), "results.json"),
+                  "w") as f:
+          json.dump({"results": {"test": {"seg_a": float(k)}}}, f)
+    # Shard 1 has nothing to train; shard 0's unfinished rows are left out.
+    scores = sweep.sweep("configs/avvp_han.py", None, d, keys=["seg_a"],
+                         shard=(1, 2))
+    self.assertEqual(sorted(scores), sorted(
+        sweep.row_name(r) for k, r in enumerate(rows) if k % 2 == 1))
+    self.assertFalse(os.path.exists(
+        os.path.join(d, sweep.row_name(rows[0]))))
+
+  def test_parse_shard(self):
+    self.assertIsNone(sweep.parse_shard(None))
+    self.assertEqual(sweep.parse_shard("1/3"), (1, 3))
+    for bad in ("3/3", "1", "a/b", "-1/2"):
+      with self.assertRaisesRegex(ValueError, "expected K/N"):
+        sweep.parse_shard(bad)
+
   def test_stage_rows_read_another_rows_run(self):
     d = testing_utils.make_tempdir(self)
     for k, run in enumerate(("+R", "+C+R")):
