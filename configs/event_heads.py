@@ -90,14 +90,24 @@ def get_config(arg=None):
   return c
 
 
+TABLE1 = ("audio_only", "visual_only", "naive_av", "five_heads")
+
+
 def get_hyper(h):
   """table1: the paper's Table 1 rows (its Table 2 compares five_heads'
-  f1_union with naive_av's f1_top<K>); onsets: the five heads with waveform
-  vs feature-rule onsets."""
+  f1_union with naive_av's f1_top<K>); table1_seeds: those rows at seeds
+  0, 1, 2 in s<seed>/<row> (analyse each with `avjax.analyze_event_heads
+  --workdir=SWEEP/s<seed>`); onsets: the five heads with waveform vs
+  feature-rule onsets."""
   if h == "table1":
     return [{"config": f"configs/event_heads.py:variant={v}", "name": v}
-            for v in ("audio_only", "visual_only", "naive_av", "five_heads")]
+            for v in TABLE1]
+  if h == "table1_seeds":
+    return [{"config": f"configs/event_heads.py:variant={v}",
+             "name": f"{v} s{s}", "workdir": f"s{s}/{v}",
+             "overrides": {"seed": s}} for s in (0, 1, 2) for v in TABLE1]
   if h == "onsets":
     return [{"config": f"configs/event_heads.py:onsets={o}",
              "name": f"five_heads_{o}"} for o in ("waveform", "features")]
-  raise ValueError(f"hyper={h!r}; valid: 'table1', 'onsets'")
+  raise ValueError(f"hyper={h!r}; valid: 'table1', 'table1_seeds', "
+                   "'onsets'")

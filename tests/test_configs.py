@@ -45,6 +45,21 @@ class ConfigsTest(absltest.TestCase):
               lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)
           self.assertIn("params", shapes)
 
+  def test_event_heads_seed_rows(self):
+    from configs import event_heads  # pylint: disable=g-import-not-at-top
+    rows = event_heads.get_hyper("table1_seeds")
+    self.assertLen(rows, 12)
+    self.assertLen({r["workdir"] for r in rows}, 12)
+    for r in rows:
+      seed = r["overrides"]["seed"]
+      self.assertEqual(r["workdir"].split("/")[0], f"s{seed}")
+      c = event_heads.get_config(r["config"].split(":", 1)[1])
+      self.assertIn("seed", c)
+      self.assertEqual(c.experiment_name, "event_heads_" +
+                       r["workdir"].split("/")[1])
+    with self.assertRaisesRegex(ValueError, "table1_seeds"):
+      event_heads.get_hyper("table9")
+
   def test_unknown_argument_rejected(self):
     from configs import avvp_han  # pylint: disable=g-import-not-at-top
     with self.assertRaisesRegex(ValueError, "unknown config argument 'fast'"):
