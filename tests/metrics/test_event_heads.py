@@ -88,6 +88,31 @@ class EventHeadsMetricsTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "score"):
       m.dominant_types(lg, primary, primary, HEADS, "prob")
 
+  def test_dominant_types_relative(self):
+    # Class 0 (a visual event): continuous p(y) .9, visual head .85; class 1
+    # (an audio event): continuous .9, visual head .1. By log p the
+    # continuous head wins both; relative to each head's mean log p(true)
+    # the visual head is above its usual confidence on class 0 and wins it.
+    lg = logits_of([[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1],
+                    [1, 1, 1, 1, 1]],
+                   [[.9, .5, .5, .85, .5]] * 2 + [[.9, .5, .5, .1, .8]] * 2)
+    primary = np.eye(4)[[0, 0, 1, 1]]
+    self.assertEqual(list(m.dominant_types(lg, primary, primary,
+                                           HEADS)[0][:2]), [0, 0])
+    assigned, votes = m.dominant_types(lg, primary, primary, HEADS,
+                                       "relative")
+    np.testing.assert_array_equal(assigned[:2], [3, 4])
+    np.testing.assert_array_equal(votes[0], [0, 0, 0, 2, 0])
+    # The centring uses only heads with evidence: an abstaining onset head
+    # neither wins nor shifts its mean.
+    valid = np.ones((4, 5), bool)
+    valid[0, 2] = False
+    lg2 = lg.copy()
+    lg2[0, 2] = 50.0
+    _, votes2 = m.dominant_types(lg2, primary, primary, HEADS, "relative",
+                                 valid)
+    np.testing.assert_array_equal(votes2, votes)
+
   def test_head_profile_per_group(self):
     # Classes 0, 1 in group 0, class 2 in group 1; 3 clips of group 0, one
     # of group 1. Head 2 (onset) abstains on clip 1.

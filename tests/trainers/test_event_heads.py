@@ -67,8 +67,13 @@ class EventHeadsTrainerTest(absltest.TestCase):
     self.assertEqual(t4["specialists_recovered"],
                      sum(s == t for s, t in zip(prof["specialist"],
                                                 t4["types"])))
+    for other in ("logit", "relative"):  # the other scores, reported beside
+      self.assertEqual(res["table4_" + other]["score"], other)
+      self.assertEqual(res["table4_" + other]["num_classes"], 5)
     with open(os.path.join(out, "table4.md")) as f:
-      self.assertIn("Specialist", f.read())
+      text = f.read()
+    self.assertIn("Specialist", text)
+    self.assertIn("With score=relative", text)
 
   def test_invalid_config_refused_before_training(self):
     c = tiny_config(self.cache)
