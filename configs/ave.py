@@ -30,8 +30,11 @@ Paper (AVE test accuracy %): A 59.5, V 55.3, V-att 58.6, A+V 71.4, A+V-att
 DMRN 73.1, DMRFE 73.3 (Table 2 in papers/ave_event_localization.md).
 """
 
+import dataclasses
+
 import ml_collections
 
+from avjax.data import synthetic_ave
 from avjax.models import ave_fusion
 from configs import common
 
@@ -56,7 +59,9 @@ def model(**overrides) -> ml_collections.ConfigDict:
       "ensemble": 2, "head_hidden": 64, "visual_key": "visual_map",
       # bilinear, gated_bilinear, mrn: LayerNorm on the fusion's inputs
       # (ave_fusion docstring); False reproduces the unnormalised form.
-      "fusion_input_norm": True})
+      "fusion_input_norm": True,
+      # dropout on the fused features while training (the reference: none).
+      "fusion_dropout": 0.0})
   m.update(overrides)
   return m
 
@@ -70,7 +75,11 @@ def data(name: str, weak: bool) -> ml_collections.ConfigDict:
       "train_split": "train", "val_split": "val", "test_split": "test",
       # MIL training also sees the background-only clips (when present).
       "extra_train_splits": ("train_noisy",) if weak else (),
-      "shuffle_buffer": 256, "synthetic": {}})
+      "shuffle_buffer": 256,
+      # Every generator setting, so `--config.data.synthetic.<field>=...`
+      # overrides one (defaults: `synthetic_ave.SyntheticAVEConfig`).
+      "synthetic": (dataclasses.asdict(synthetic_ave.SyntheticAVEConfig())
+                    if name == "synthetic" else {})})
 
 
 def base(experiment_name: str) -> ml_collections.ConfigDict:
@@ -124,8 +133,8 @@ def get_config(arg=None):
 
 def runlocal(c: ml_collections.ConfigDict) -> None:
   """A tiny synthetic dataset and 2 epochs: about a minute on CPU."""
-  c.data.synthetic = {"num_train": 128, "num_background": 16, "num_val": 32,
-                      "num_test": 32}
+  c.data.synthetic.update({"num_train": 128, "num_background": 16,
+                           "num_val": 32, "num_test": 32})
   c.batch_size = c.eval_batch_size = 32
   c.num_epochs = 2
   c.log_every_steps = 2

@@ -60,6 +60,21 @@ class ConfigsTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, "table1_seeds"):
       event_heads.get_hyper("table9")
 
+  def test_ave_synthetic_settings_are_overridable(self):
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from avjax.data import synthetic_ave  # pylint: disable=g-import-not-at-top
+    from configs import ave  # pylint: disable=g-import-not-at-top
+    fields = {f.name for f in dataclasses.fields(
+        synthetic_ave.SyntheticAVEConfig)}
+    c = ave.get_config("")
+    self.assertEqual(set(c.data.synthetic.keys()), fields)
+    self.assertEqual(synthetic_ave.SyntheticAVEConfig(**c.data.synthetic),
+                     synthetic_ave.SyntheticAVEConfig())
+    c = ave.get_config("runlocal")
+    self.assertEqual(c.data.synthetic.num_train, 128)
+    self.assertEqual(set(c.data.synthetic.keys()), fields)
+    self.assertEqual(dict(ave.get_config("data=ave").data.synthetic), {})
+
   def test_unknown_argument_rejected(self):
     from configs import avvp_han  # pylint: disable=g-import-not-at-top
     with self.assertRaisesRegex(ValueError, "unknown config argument 'fast'"):

@@ -99,6 +99,7 @@ class AVENet(nn.Module):
   head_hidden: int = 64
   visual_key: str = "visual_map"
   fusion_input_norm: bool = True
+  fusion_dropout: float = 0.0
 
   def visual(self, x) -> tuple:
     """(visual feature per segment [B, T, D], attention [B, T, k] or None)."""
@@ -111,15 +112,16 @@ class AVENet(nn.Module):
     return AudioGuidedAttention(self.att_dim, self.att_hidden,
                                 name="attention")(x["audio"], regions)
 
-  def fuse(self, name, a, v, tag=""):
-    return ave_fusion.make(name, self.fusion_dim, self.num_blocks,
-                           self.fusion_input_norm, name=f"fusion{tag}")(a, v)
+  def fuse(self, name, a, v, train, tag=""):
+    """The fusion's output, with dropout `fusion_dropout` when training."""
+    h = ave_fusion.make(name, self.fusion_dim, self.num_blocks,
+                        self.fusion_input_norm, name=f"fusion{tag}")(a, v)
+    return nn.Dropout(self.fusion_dropout, deterministic=not train)(h)
 
   @nn.compact
   def __call__(self, x: Dict[str, jnp.ndarray], *, train: bool = False):
     """Returns logits [B, T, C] (or [K, B, T, C] `branch_logits` for DMRFE),
     prob [B, T, C] and, with attention, attention [B, T, k]."""
-    del train
     mask = x["segment_mask"]
     lengths = mask.sum(-1).astype(jnp.int32)
     out, att = {}, None
@@ -134,22 +136,24 @@ class AVENet(nn.Module):
     elif self.modalities == "v":
       logits = head(lstm(v, "lstm_v"), "head")
     elif self.stage == "early":
-      logits = head(lstm(self.fuse(self.fusion, a, v), "lstm_av"), "head")
+      logits = head(lstm(self.fuse(self.fusion, a, v, train), "lstm_av"),
+                    "head")
     elif self.stage == "late":
       ha, hv = lstm(a, "lstm_a"), lstm(v, "lstm_v")
       if self.fusion == "dmrfe":
-        branches = jnp.stack([head(self.fuse("dmrn", ha, hv, f"_{k}"),
-                                   f"head_{k}") for k in range(self.ensemble)])
+        branches = jnp.stack([
+            head(self.fuse("dmrn", ha, hv, train, f"_{k}"), f"head_{k}")
+            for k in range(self.ensemble)])
         out["branch_logits"] = branches
         out["prob"] = jax.nn.softmax(branches, -1).mean(0)
         logits = jnp.log(out["prob"] + 1e-12)
       else:
-        logits = head(self.fuse(self.fusion, ha, hv), "head")
+        logits = head(self.fuse(self.fusion, ha, hv, train), "head")
     else:  # decision
       ma = head(lstm(a, "lstm_a"), "head_a")
       mv = head(lstm(v, "lstm_v"), "head_v")
       logits = nn.Dense(self.num_classes, name="out")(
-          self.fuse(self.fusion, ma, mv))
+          self.fuse(self.fusion, ma, mv, train))
     out["logits"] = logits
     out.setdefault("prob", jax.nn.softmax(logits, -1))
     if att is not None:
@@ -176,6 +180,8 @@ def check(model_cfg) -> list:
   if m.num_blocks != 1 and m.fusion not in ave_fusion.STACKABLE + ("dmrfe",):
     errors.append(f"model.num_blocks={m.num_blocks}: only "
                   f"{ave_fusion.STACKABLE} stack blocks")
+  if not 0.0 <= m.fusion_dropout < 1.0:
+    errors.append(f"model.fusion_dropout={m.fusion_dropout}: in [0, 1)")
   if m.attention and m.visual_key != "visual_map":
     errors.append("model.attention=True needs model.visual_key='visual_map'")
   if m.attention and m.modalities == "a":
@@ -195,7 +201,8 @@ def build(model_cfg, num_classes: int) -> AVENet:
       fusion_dim=model_cfg.fusion_dim, num_blocks=model_cfg.num_blocks,
       ensemble=model_cfg.ensemble, head_hidden=model_cfg.head_hidden,
       visual_key=model_cfg.visual_key,
-      fusion_input_norm=model_cfg.fusion_input_norm)
+      fusion_input_norm=model_cfg.fusion_input_norm,
+      fusion_dropout=model_cfg.fusion_dropout)
 
 
 def input_features(model_cfg) -> tuple:

@@ -80,9 +80,23 @@ class AVENetTest(parameterized.TestCase):
     np.testing.assert_allclose(m_vec.apply(params, vec)["logits"],
                                out["logits"], atol=1e-5)
 
+  def test_fusion_dropout_only_when_training(self):
+    x = inputs()
+    m = model(fusion_dropout=0.5)
+    out, params = run(m, x)
+    base, _ = run(model(), x)  # same params: dropout adds none
+    np.testing.assert_allclose(out["logits"], base["logits"], atol=1e-6)
+    drop = lambda k: m.apply(params, x, train=True,
+                             rngs={"dropout": jax.random.PRNGKey(k)})
+    self.assertGreater(float(jnp.abs(drop(1)["logits"] -
+                                     out["logits"]).max()), 1e-3)
+    np.testing.assert_array_equal(drop(1)["logits"], drop(1)["logits"])
+
   def test_config_errors(self):
-    cfg = ave_config.model(stage="middle", fusion="dmrfe", num_blocks=2)
+    cfg = ave_config.model(stage="middle", fusion="dmrfe", num_blocks=2,
+                           fusion_dropout=1.0)
     errors = " ".join(ave_net.check(cfg))
+    self.assertIn("model.fusion_dropout=1.0", errors)
     self.assertIn("model.stage='middle'", errors)
     self.assertIn("dmrfe' needs model.stage='late'", errors)
     with self.assertRaisesRegex(ValueError, "only .* stack blocks"):
