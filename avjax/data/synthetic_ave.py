@@ -105,6 +105,12 @@ class SyntheticAVEConfig:
     sync_dim, sync_amp: shared per-segment synchrony latent and amplitude.
     sync_fn: how the object's look follows the latent z the sound carries:
       "linear" (z itself) or "abs" (|z|, standardised; see `sync_view`).
+    av_lag: audio-visual misalignment (not in the default, 0): each clip's
+      audio track is shifted by a lag d drawn from -av_lag..av_lag, its
+      segment t carrying the sound of segment t + d (nothing where t + d is
+      outside the clip); the labels and the visual track are not shifted.
+      The paper's reason for late > early fusion ("auditory and visual
+      modalities are not completely aligned").
   """
   seed: int = 0
   num_train: int = 800
@@ -135,6 +141,7 @@ class SyntheticAVEConfig:
   sync_dim: int = 2
   sync_amp: float = 0.8
   sync_fn: str = "abs"
+  av_lag: int = 0
 
   def __post_init__(self):
     if isinstance(self.amp, list):
@@ -145,6 +152,8 @@ class SyntheticAVEConfig:
       raise ValueError(f"need 1 <= min_box <= max_box <= {GRID}: {self}")
     if not 1 <= self.distractor_box <= GRID:
       raise ValueError(f"need 1 <= distractor_box <= {GRID}: {self}")
+    if not 0 <= self.av_lag < self.num_segments:
+      raise ValueError(f"need 0 <= av_lag < num_segments: {self}")
     if self.sync_fn not in SYNC_FNS:
       raise ValueError(f"sync_fn={self.sync_fn!r}: one of {SYNC_FNS}")
 
@@ -216,9 +225,10 @@ def layout(rng, cfg: SyntheticAVEConfig, background_only: bool) -> dict:
     m = _box(rng, 1, cfg.distractor_box, taken)
     taken |= m
     distractors.append((d, m))
+  lag = int(rng.integers(-cfg.av_lag, cfg.av_lag + 1)) if cfg.av_lag else 0
   return {"class": cls, "start": start, "end": end, "event": event,
           "audible": event | offscreen, "visible": event | silent,
-          "object": obj, "distractors": distractors}
+          "object": obj, "distractors": distractors, "lag": lag}
 
 
 def sync_view(z: np.ndarray, fn: str) -> np.ndarray:
@@ -237,8 +247,13 @@ def render(rng, cfg: SyntheticAVEConfig, lay: dict) -> Dict[str, np.ndarray]:
   p, t, c = prototypes(cfg), cfg.num_segments, lay["class"]
   jit = lambda: 1 + cfg.amp_jitter * rng.uniform(-1, 1, (t, 1))
   z = rng.standard_normal((t, cfg.sync_dim))
-  za = np.where(lay["event"][:, None], z, rng.standard_normal(z.shape))
-  audio = (lay["audible"][:, None] * jit() * (
+  # The audio track's segment t sounds like segment t + lag (av_lag).
+  src = np.arange(t) + lay.get("lag", 0)
+  inside = (src >= 0) & (src < t)
+  src = np.clip(src, 0, t - 1)
+  za = np.where((lay["event"][src] & inside)[:, None], z[src],
+                rng.standard_normal(z.shape))
+  audio = ((lay["audible"][src] & inside)[:, None] * jit() * (
       p["amp_audio"][c] * p["audio"][c] + cfg.sync_amp * za @ p["sync_audio"]
       / np.sqrt(cfg.sync_dim)) + cfg.ambient * p["ambient"][
           rng.integers(len(p["ambient"]))] * rng.uniform(0, 1)

@@ -38,6 +38,31 @@ class SyntheticAVETest(absltest.TestCase):
     self.assertFalse(nlay["event"].any())
     np.testing.assert_array_equal(noisy["labels"], np.eye(29)[28])
 
+  def test_av_lag_shifts_the_audio_track_only(self):
+    # Without noise the audio is zero exactly where nothing is audible: with
+    # av_lag its segment t is audible iff segment t + lag is (inside the clip).
+    quiet = dict(audio_noise=0.0, ambient=0.0)
+    lags = set()
+    for i in range(30):
+      clip, lay = synthetic_ave.make_clip(
+          synthetic_ave.SyntheticAVEConfig(av_lag=2, **quiet), "train", i)
+      lags.add(lay["lag"])
+      src = np.arange(10) + lay["lag"]
+      inside = (src >= 0) & (src < 10)
+      want = inside & lay["audible"][np.clip(src, 0, 9)]
+      np.testing.assert_array_equal(np.abs(clip["audio"]).sum(1) > 0, want)
+      seg = clip["seg_audio"]  # labels follow the unshifted event
+      np.testing.assert_array_equal(seg.argmax(1) == lay["class"],
+                                    lay["event"])
+    self.assertEqual(lags, {-2, -1, 0, 1, 2})
+    clip, lay = synthetic_ave.make_clip(
+        synthetic_ave.SyntheticAVEConfig(**quiet), "train", 3)
+    self.assertEqual(lay["lag"], 0)
+    np.testing.assert_array_equal(np.abs(clip["audio"]).sum(1) > 0,
+                                  lay["audible"])
+    with self.assertRaisesRegex(ValueError, "av_lag"):
+      synthetic_ave.SyntheticAVEConfig(av_lag=10)
+
   def test_sounding_object_stands_out_where_visible(self):
     cfg = synthetic_ave.SyntheticAVEConfig()
     p = synthetic_ave.prototypes(cfg)
