@@ -216,6 +216,14 @@ def table2_lag():
                              if r["name"].startswith("decision-")]]
 
 
+def table2_lag_large():
+  """`table2_lag` on `LARGE_TRAIN` clips (misaligned data; enough clips that
+  the multiplicative late fusions do not overfit)."""
+  return [dict(r, name=r["name"] + "_n3200",
+               overrides={**r["overrides"], **LARGE_TRAIN})
+          for r in table2_lag()]
+
+
 def long_v():
   return [{"config": f"configs/ave.py:variant=v{w}", "name": f"{n} long",
            "overrides": dict(LONG)} for n, w in (("V", ""), ("W-V", ",weak"))]
@@ -241,6 +249,7 @@ def get_hyper(h):
   table2_seeds (early/late of every fusion at seeds 0-2, decision at 0),
   table2_large (Table 2 on 3200 synthetic train clips, `LARGE_TRAIN`),
   table2_lag (Table 2 with audio-visual misalignment in the data, `LAG`),
+  table2_lag_large (both),
   long_v (V and W-V on a 5x longer schedule), table1_long (all of Table 1
   on it)."""
   if h == "table1":
@@ -258,6 +267,8 @@ def get_hyper(h):
     return table2_large()
   if h == "table2_lag":
     return table2_lag()
+  if h == "table2_lag_large":
+    return table2_lag_large()
   if h == "long_v":
     return long_v()
   if h == "table1_long":
