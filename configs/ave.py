@@ -272,22 +272,13 @@ def get_hyper(h):
   if h in ("table1_full", "table1_weak"):  # one half of table1
     return [r for r in table1() if r["name"].startswith("W-") == (
         h == "table1_weak")][::-1]
-  if h == "table2":
-    return table2()
-  if h == "table2_seeds":
-    return table2_seeds()
-  if h == "table2_large":
-    return table2_large()
-  if h == "table2_lag":
-    return table2_lag()
-  if h == "table2_lag_large":
-    return table2_lag_large()
-  if h == "table2_vscale":
-    return table2_vscale()
-  if h == "long_v":
-    return long_v()
-  if h == "table1_long":
-    return table1_long()
+  named = {"table2": table2, "table2_seeds": table2_seeds,
+           "table2_large": table2_large, "table2_lag": table2_lag,
+           "table2_lag_large": table2_lag_large,
+           "table2_vscale": table2_vscale, "long_v": long_v,
+           "table1_long": table1_long}
+  if h in named:
+    return named[h]()
   if h.startswith("table2_"):  # one stage, e.g. table2_late; key rows first
     rows = [r for r in table2() if r["name"].startswith(h[7:] + "-")]
     return sorted(rows, key=lambda r: r["name"].split("-")[1] not in (
