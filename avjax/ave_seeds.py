@@ -6,7 +6,10 @@
 
 Rows named "<stage>-<fusion> s<seed>" (configs/ave.py `table2_seeds`) are
 grouped by "<stage>-<fusion>" (a name without " s<seed>", as in hyper
-`table2`, counts as seed 0); each cell is the mean ± sample sd of --key
+`table2`, counts as seed 0). A setting tag between the two, as the
+variant hypers write ("late-mrn vg30_n3200", "early-gmu lag1 s2"), picks
+the rows of one setting: --tag=vg30_n3200 (default: the only tag in the
+table; a table with several asks for one). Each cell is the mean ± sample sd of --key
 over the seeds (n in brackets when it is not the most common n), fusions
 in the paper's order. A "late - early" line gives the mean of the
 seed-paired differences and the number of seeds where late wins.
@@ -24,7 +27,8 @@ from absl import flags
 
 from avjax.models import ave_fusion
 
-_ROW = re.compile(r"^(early|late|decision)-(\w+)(?: s(\d+))?$")
+_ROW = re.compile(r"^(early|late|decision)-(\w+)(?: (?!s\d+$)(\S+))?"
+                  r"(?: s(\d+))?$")
 STAGES = ("early", "late", "decision")
 
 
@@ -32,16 +36,25 @@ def define_flags():
   """The command's flags (defined when run, not on import)."""
   flags.DEFINE_string("workdir", None, "Sweep folder with table.json.")
   flags.DEFINE_string("key", "acc", "Metric.")
+  flags.DEFINE_string("tag", None, "Setting tag of the rows to tabulate "
+                      "(e.g. vg30_n3200; default: the only one present, "
+                      "'' for untagged rows).")
 
 
-def group(rows: Dict[str, Dict[str, float]], key: str = "acc"
-          ) -> Dict[str, Dict[str, Dict[int, float]]]:
-  """{fusion: {stage: {seed: value}}} of the rows named like _ROW."""
+def tags(rows) -> List[str]:
+  """The setting tags of the Table 2 rows ('' for untagged rows)."""
+  return sorted({m[3] or "" for m in map(_ROW.match, rows) if m})
+
+
+def group(rows: Dict[str, Dict[str, float]], key: str = "acc",
+          tag: str = "") -> Dict[str, Dict[str, Dict[int, float]]]:
+  """{fusion: {stage: {seed: value}}} of the rows named like _ROW whose
+  setting tag is `tag` ('' = untagged)."""
   out = collections.defaultdict(dict)
   for name, r in rows.items():
     m = _ROW.match(name)
-    if m and key in r:
-      out[m[2]].setdefault(m[1], {})[int(m[3] or 0)] = float(r[key])
+    if m and (m[3] or "") == tag and key in r:
+      out[m[2]].setdefault(m[1], {})[int(m[4] or 0)] = float(r[key])
   return dict(out)
 
 
@@ -87,10 +100,22 @@ def main(argv):
   f = flags.FLAGS
   with open(os.path.join(f.workdir, "table.json")) as fh:
     rows = json.load(fh)["rows"]
-  md = markdown(group(rows, f.key))
+  present = tags(rows)
+  tag = f.tag
+  if tag is None:
+    if len(present) > 1:
+      raise app.UsageError(f"{f.workdir}/table.json has rows of several "
+                           f"settings {present}: pass --tag=one of them")
+    tag = present[0] if present else ""
+  elif tag not in present:
+    raise app.UsageError(f"--tag={tag!r}: no Table 2 rows with it in "
+                         f"{f.workdir}/table.json (tags: {present})")
+  md = markdown(group(rows, f.key, tag))
   print(md)
-  with open(os.path.join(f.workdir, "table_seeds.md"), "w") as fh:
-    fh.write(f"# Table 2 over seeds ({f.key}, mean ± sd)\n\n{md}\n")
+  title = f" [{tag}]" if tag else ""
+  name = f"table_seeds_{tag}.md" if tag else "table_seeds.md"
+  with open(os.path.join(f.workdir, name), "w") as fh:
+    fh.write(f"# Table 2 over seeds{title} ({f.key}, mean ± sd)\n\n{md}\n")
 
 
 if __name__ == "__main__":

@@ -228,6 +228,14 @@ def table2_vscale():
                overrides=dict(VSCALE)) for r in table2_lag()]
 
 
+def table2_vscale_large():
+  """`table2_vscale` on `LARGE_TRAIN` clips (the scale mismatch with enough
+  clips that the multiplicative late fusions do not overfit)."""
+  return [dict(r, name=r["name"] + "_n3200",
+               overrides={**r["overrides"], **LARGE_TRAIN})
+          for r in table2_vscale()]
+
+
 def table2_lag_large():
   """`table2_lag` on `LARGE_TRAIN` clips (misaligned data; enough clips that
   the multiplicative late fusions do not overfit)."""
@@ -262,7 +270,7 @@ def get_hyper(h):
   table2_large (Table 2 on 3200 synthetic train clips, `LARGE_TRAIN`),
   table2_lag (Table 2 with audio-visual misalignment in the data, `LAG`),
   table2_lag_large (both), table2_vscale (visual features 10x the audio's
-  scale, `VSCALE`),
+  scale, `VSCALE`), table2_vscale_large (that on 3200 clips),
   long_v (V and W-V on a 5x longer schedule), table1_long (all of Table 1
   on it)."""
   if h == "table1":
@@ -275,7 +283,8 @@ def get_hyper(h):
   named = {"table2": table2, "table2_seeds": table2_seeds,
            "table2_large": table2_large, "table2_lag": table2_lag,
            "table2_lag_large": table2_lag_large,
-           "table2_vscale": table2_vscale, "long_v": long_v,
+           "table2_vscale": table2_vscale,
+           "table2_vscale_large": table2_vscale_large, "long_v": long_v,
            "table1_long": table1_long}
   if h in named:
     return named[h]()

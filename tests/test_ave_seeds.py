@@ -27,6 +27,17 @@ class AveSeedsTest(absltest.TestCase):
         "acc": 92.0}})
     self.assertEqual(g, {"dmrn": {"late": {0: 91.4}, "early": {1: 92.0}}})
 
+  def test_setting_tags_are_kept_apart(self):
+    rows = {"late-mrn vg30_n3200": {"acc": 90.0},
+            "early-mrn vg30_n3200 s1": {"acc": 88.0},
+            "late-mrn": {"acc": 70.0}, "early-mrn lag1": {"acc": 80.0},
+            "late-gmu s2": {"acc": 91.0}}
+    self.assertEqual(ave_seeds.tags(rows), ["", "lag1", "vg30_n3200"])
+    self.assertEqual(ave_seeds.group(rows, tag="vg30_n3200"),
+                     {"mrn": {"late": {0: 90.0}, "early": {1: 88.0}}})
+    self.assertEqual(ave_seeds.group(rows),  # untagged only
+                     {"mrn": {"late": {0: 70.0}}, "gmu": {"late": {2: 91.0}}})
+
   def test_markdown_cells(self):
     md = ave_seeds.markdown(ave_seeds.group(ROWS)).splitlines()
     self.assertEqual(md[0], "| stage | gmu | dmrfe |")  # the paper's order
