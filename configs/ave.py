@@ -228,6 +228,15 @@ def table2_vscale():
                overrides=dict(VSCALE)) for r in table2_lag()]
 
 
+def table2_vscale_seeds(seeds=(0, 1, 2)):
+  """Early and late rows of `table2_vscale` at each seed, seed by seed
+  (names "<stage>-<fusion> vg30 s<seed>", tabulated by `avjax.ave_seeds`)."""
+  return [dict(r, name=f"{r['name']} s{seed}",
+               overrides={**r["overrides"], "seed": seed})
+          for seed in seeds for r in table2_vscale()
+          if not r["name"].startswith("decision-")]
+
+
 def table2_vscale_large():
   """`table2_vscale` on `LARGE_TRAIN` clips (the scale mismatch with enough
   clips that the multiplicative late fusions do not overfit)."""
@@ -270,7 +279,8 @@ def get_hyper(h):
   table2_large (Table 2 on 3200 synthetic train clips, `LARGE_TRAIN`),
   table2_lag (Table 2 with audio-visual misalignment in the data, `LAG`),
   table2_lag_large (both), table2_vscale (visual features 10x the audio's
-  scale, `VSCALE`), table2_vscale_large (that on 3200 clips),
+  scale, `VSCALE`), table2_vscale_seeds (its early/late rows at seeds
+  0-2), table2_vscale_large (it on 3200 clips),
   long_v (V and W-V on a 5x longer schedule), table1_long (all of Table 1
   on it)."""
   if h == "table1":
@@ -284,6 +294,7 @@ def get_hyper(h):
            "table2_large": table2_large, "table2_lag": table2_lag,
            "table2_lag_large": table2_lag_large,
            "table2_vscale": table2_vscale,
+           "table2_vscale_seeds": table2_vscale_seeds,
            "table2_vscale_large": table2_vscale_large, "long_v": long_v,
            "table1_long": table1_long}
   if h in named:
@@ -297,5 +308,6 @@ def get_hyper(h):
              "name": f"DMRN x{b}"} for b in (1, 2, 3)]
   if h.startswith("seed") and h[4:].isdigit():
     return seeds(int(h[4:]))
-  raise ValueError(f"hyper={h!r}; valid: 'table1', 'table2', 'blocks', "
-                   "'seedK', 'table2_seeds', 'long_v', 'table1_long'")
+  raise ValueError(f"hyper={h!r}; valid: table1, table1_full, table1_weak, "
+                   f"table2_early|late|decision, blocks, seedK, "
+                   f"{', '.join(named)} (any of them + '_rev': last first)")

@@ -75,6 +75,32 @@ class ConfigsTest(absltest.TestCase):
     self.assertEqual(set(c.data.synthetic.keys()), fields)
     self.assertEqual(dict(ave.get_config("data=ave").data.synthetic), {})
 
+  def test_every_ave_hyper_row_loads(self):
+    # Each row's config string and overrides (dotted fields, e.g.
+    # data.synthetic.visual_gain) apply through the sweep's loader.
+    from avjax import sweep  # pylint: disable=g-import-not-at-top
+    from configs import ave  # pylint: disable=g-import-not-at-top
+    hypers = ["table1", "table1_full", "table2", "table2_late", "blocks",
+              "seed1", "table2_seeds", "table2_large", "table2_lag",
+              "table2_lag_large", "table2_vscale", "table2_vscale_seeds",
+              "table2_vscale_large", "long_v", "table1_long"]
+    for h in hypers:
+      rows = ave.get_hyper(h)
+      self.assertNotEmpty(rows, h)
+      self.assertLen({r["name"] for r in rows}, len(rows), h)  # unique
+      for r in rows:
+        with self.subTest(hyper=h, row=r["name"]):
+          c = sweep.load_config(r["config"], True, r.get("overrides"))
+          for key, value in r.get("overrides", {}).items():
+            node = c
+            for part in key.split("."):
+              node = node[part]
+            self.assertEqual(node, value)
+    rows = ave.get_hyper("table2_vscale_seeds")
+    self.assertLen(rows, 3 * 19)  # early 9 + late 10 fusions, 3 seeds
+    self.assertEqual(rows[-1]["overrides"], {
+        "data.synthetic.visual_gain": 30.0, "seed": 2})
+
   def test_unknown_argument_rejected(self):
     from configs import avvp_han  # pylint: disable=g-import-not-at-top
     with self.assertRaisesRegex(ValueError, "unknown config argument 'fast'"):
