@@ -92,6 +92,42 @@ def f1_scores(pred: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
   return {"micro": 100.0 * float(micro), "sample": 100.0 * float(per.mean())}
 
 
+def paired_bootstrap_f1(pred_a: np.ndarray, pred_b: np.ndarray,
+                        truth: np.ndarray, num_samples: int = 2000,
+                        seed: int = 0) -> Dict[str, float]:
+  """Micro F1 of label sets pred_a minus pred_b (bool [N, C] each, the same
+  N clips as truth [N, C]), with a paired bootstrap over clips: each
+  resample draws N clips with replacement and scores both on them.
+
+  Returns diff (on all clips), lo/hi (the 2.5 / 97.5 percentiles of the
+  resampled differences), p_a_wins (fraction of resamples with a > b) and
+  num_samples.
+  """
+  if not pred_a.shape == pred_b.shape == truth.shape:
+    raise ValueError(f"shapes differ: {pred_a.shape} {pred_b.shape} "
+                     f"{truth.shape}")
+  truth = truth.astype(bool)
+  parts = []
+  for pred in (pred_a.astype(bool), pred_b.astype(bool)):
+    parts.append(((pred & truth).sum(-1), pred.sum(-1) + truth.sum(-1)))
+  rng = np.random.default_rng(seed)
+  idx = rng.integers(0, len(truth), size=(num_samples, len(truth)))
+
+  def micro(tp, denom, sel=None):
+    if sel is not None:
+      tp, denom = tp[sel].sum(-1), denom[sel].sum(-1)
+    else:
+      tp, denom = tp.sum(), denom.sum()
+    return 200.0 * tp / np.maximum(denom, 1)
+
+  diff = micro(*parts[0]) - micro(*parts[1])
+  boot = micro(*parts[0], idx) - micro(*parts[1], idx)
+  lo, hi = np.percentile(boot, [2.5, 97.5])
+  return {"diff": float(diff), "lo": float(lo), "hi": float(hi),
+          "p_a_wins": float((boot > 0).mean()),
+          "num_samples": float(num_samples)}
+
+
 def correct(pred: np.ndarray, labels: np.ndarray,
             primary: Optional[np.ndarray] = None) -> np.ndarray:
   """bool [N] or [N, H]: whether labels pred [N] or [N, H] are right."""

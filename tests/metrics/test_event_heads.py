@@ -40,6 +40,24 @@ class EventHeadsMetricsTest(absltest.TestCase):
     p = np.array([[.1, .5, .3, .1]])
     np.testing.assert_array_equal(m.top_k(p, 2), [[0, 1, 1, 0]])
 
+  def test_paired_bootstrap_f1(self):
+    rng = np.random.default_rng(0)
+    truth = rng.random((200, 6)) < 0.3
+    noisy = truth ^ (rng.random(truth.shape) < 0.25)
+    same = m.paired_bootstrap_f1(noisy, noisy, truth, num_samples=200)
+    self.assertEqual((same["diff"], same["lo"], same["hi"]), (0.0, 0.0, 0.0))
+    better = m.paired_bootstrap_f1(truth, noisy, truth, num_samples=500)
+    want = 100.0 - m.f1_scores(noisy, truth)["micro"]
+    self.assertAlmostEqual(better["diff"], want, places=4)
+    self.assertGreater(better["lo"], 0.0)
+    self.assertLess(better["lo"], better["diff"])
+    self.assertGreater(better["hi"], better["diff"])
+    self.assertEqual(better["p_a_wins"], 1.0)
+    worse = m.paired_bootstrap_f1(noisy, truth, truth, num_samples=500)
+    self.assertAlmostEqual(worse["hi"], -better["lo"], places=4)  # same idx
+    with self.assertRaisesRegex(ValueError, "shapes differ"):
+      m.paired_bootstrap_f1(truth[:5], noisy, truth)
+
   def test_score_and_correctness_with_and_without_primary(self):
     lg = logits_of([[1, 1, 2, 3, 1], [0, 2, 2, 0, 0]], [[.6] * 5] * 2)
     labels = np.array([[0, 1, 1, 0], [0, 0, 1, 0]], np.float32)

@@ -1,6 +1,7 @@
 """End to end: five heads on 8 devices, restore, analysis tables."""
 
 import os
+import shutil
 import tempfile
 
 from absl.testing import absltest
@@ -74,6 +75,25 @@ class EventHeadsTrainerTest(absltest.TestCase):
       text = f.read()
     self.assertIn("Specialist", text)
     self.assertIn("With score=relative", text)
+
+  def test_analysis_bootstraps_union_against_top_k(self):
+    # The five-head run stands in for the naive-AV baseline as well (its
+    # Top-K is taken from the mean of its heads' probabilities, as the
+    # trainer scores f1_top<K>), so every difference is known.
+    sweep = tempfile.mkdtemp()
+    for r in ("five_heads", "naive_av"):
+      shutil.copytree(os.path.join(self.sweep, "five_heads"),
+                      os.path.join(sweep, r))
+    res = analyze_event_heads.analyze(sweep, os.path.join(sweep, "tables"))
+    scores = self.summary["results"]["test"]
+    boot = res["table2"]["bootstrap"]
+    self.assertNotEmpty(boot)
+    for k, b in boot.items():
+      self.assertAlmostEqual(
+          b["diff"], scores["f1_union"] - scores[f"f1_top{k}"], places=3)
+      self.assertLessEqual(b["lo"], b["hi"])
+    with open(os.path.join(sweep, "tables", "table2.md")) as f:
+      self.assertIn("paired bootstrap", f.read())
 
   def test_invalid_config_refused_before_training(self):
     c = tiny_config(self.cache)
