@@ -20,12 +20,23 @@ test split), columns from the first row config's `table_keys` or --keys.
 --shard=K/N splits a sweep over N workers (processes, machines) sharing one
 WORKDIR: worker K trains rows K, K+N, K+2N, ... and tabulates what is done so
 far; a last run without --shard reads every row and writes the whole table.
+A row being trained holds WORKDIR/<name>/.sweep_lock (host and pid): another
+sweep on the same host leaves that row alone while the process lives (e.g.
+the unsharded run started before a shard finished) and takes a dead
+process's lock over (the row resumes from its checkpoint). A lock from
+another host cannot be checked: it is reported and the row trained anyway.
+Single-process sweeps only (in a multi-host sweep every process trains every
+row together, so none locks).
 """
 
+import contextlib
+import errno
 import importlib
 import json
 import os
 import re
+import socket
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
@@ -122,8 +133,69 @@ def run_row(row: Dict[str, Any], workdir: str, runlocal: bool,
     return None
   config = load_config(row["config"], runlocal, row.get("overrides"))
   trainer = importlib.import_module(f"avjax.trainers.{config.trainer}")
-  writers.log("sweep row %s: %s", os.path.basename(workdir), row["config"])
-  return trainer.train_and_evaluate(config, workdir)
+  with row_lock(workdir) as held_by:
+    if held_by:
+      writers.log("sweep row %s: being trained by %s, left to it",
+                  os.path.basename(workdir), held_by)
+      return None
+    writers.log("sweep row %s: %s", os.path.basename(workdir), row["config"])
+    return trainer.train_and_evaluate(config, workdir)
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except OSError as e:
+    return e.errno == errno.EPERM
+  return True
+
+
+@contextlib.contextmanager
+def row_lock(workdir: str):
+  """Holds WORKDIR/.sweep_lock while the block runs; yields None when held
+  (released after), else "pid P on host H" of the live process on this
+  host that holds it (nothing taken). A dead holder's lock is taken over;
+  another host's is reported and taken over. No lock with several JAX
+  processes."""
+  if jax.process_count() > 1:
+    yield None
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, ".sweep_lock")
+  me = {"host": socket.gethostname(), "pid": os.getpid()}
+  while True:
+    try:
+      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+      try:
+        with open(path) as f:
+          other = json.load(f)
+      except FileNotFoundError:
+        continue  # released meanwhile
+      except ValueError:  # being written; empty for long: its writer died
+        if time.time() - os.path.getmtime(path) < 10:
+          time.sleep(0.05)
+          continue
+        other = {}
+      holder = f"pid {other.get('pid')} on host {other.get('host')}"
+      if (other.get("host") == me["host"] and isinstance(other.get("pid"), int)
+          and _alive(other["pid"])):
+        yield holder
+        return
+      if other.get("host") not in (None, me["host"]):
+        writers.log("sweep: %s is held by %s (cannot check another host); "
+                    "training the row anyway", path, holder)
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+      continue
+    with os.fdopen(fd, "w") as f:
+      json.dump(me, f)
+    break
+  try:
+    yield None
+  finally:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(path)
 
 
 def _fmt(v) -> str:
@@ -157,7 +229,8 @@ def sweep(config_path: str, hyper: Optional[str], workdir: str,
     summary = run_row(row, os.path.join(workdir, row.get("workdir", name)),
                       runlocal, train=mine)
     if summary is None:
-      writers.log("sweep row %s: left to another shard, not done yet", name)
+      if not mine:
+        writers.log("sweep row %s: left to another shard, not done yet", name)
       continue
     if row.get("stage"):
       summary = summary["stages"][row["stage"]]

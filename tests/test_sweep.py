@@ -2,6 +2,8 @@
 
 import json
 import os
+import socket
+import subprocess
 
 from absl.testing import absltest
 
@@ -64,6 +66,44 @@ class SweepTest(absltest.TestCase):
         sweep.row_name(r) for k, r in enumerate(rows) if k % 2 == 1))
     self.assertFalse(os.path.exists(
         os.path.join(d, sweep.row_name(rows[0]))))
+
+  def test_row_lock_skips_a_live_holder_and_takes_over_a_dead_ones(self):
+    d = testing_utils.make_tempdir(self)
+    lock = os.path.join(d, ".sweep_lock")
+    live = {"host": socket.gethostname(), "pid": os.getppid()}
+    with open(lock, "w") as f:
+      json.dump(live, f)
+    with sweep.row_lock(d) as held_by:
+      self.assertEqual(held_by, f"pid {live['pid']} on host {live['host']}")
+    self.assertTrue(os.path.exists(lock))  # not ours: left in place
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with open(lock, "w") as f:
+      json.dump({"host": live["host"], "pid": dead.pid}, f)
+    with sweep.row_lock(d) as held_by:
+      self.assertIsNone(held_by)
+      with open(lock) as f:
+        self.assertEqual(json.load(f)["pid"], os.getpid())
+    self.assertFalse(os.path.exists(lock))  # released
+
+  def test_sweep_leaves_a_row_another_live_process_trains(self):
+    d = testing_utils.make_tempdir(self)
+    rows = sweep.rows_of("configs/avvp_han.py", None)
+    for k, row in enumerate(rows):
+      os.makedirs(os.path.join(d, sweep.row_name(row)))
+      if k == 0:  # row 0: locked by a live process, not finished
+        with open(os.path.join(d, sweep.row_name(row), ".sweep_lock"),
+                  "w") as f:
+          json.dump({"host": socket.gethostname(), "pid": os.getppid()}, f)
+        continue
+      with open(os.path.join(d, sweep.row_name(row), "results.json"),
+                "w") as f:
+        json.dump({"results": {"test": {"seg_a": float(k)}}}, f)
+    scores = sweep.sweep("configs/avvp_han.py", None, d, keys=["seg_a"])
+    self.assertEqual(sorted(scores),
+                     sorted(sweep.row_name(r) for r in rows[1:]))
+    self.assertEqual(os.listdir(os.path.join(d, sweep.row_name(rows[0]))),
+                     [".sweep_lock"])  # nothing trained there
 
   def test_parse_shard(self):
     self.assertIsNone(sweep.parse_shard(None))
