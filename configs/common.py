@@ -1,6 +1,10 @@
 """Shared config pieces: `parse_arg`, data blocks, the AVVP base config."""
 
+import dataclasses
+
 import ml_collections
+
+from avjax.data import synthetic
 
 
 def parse_arg(arg, lazy=False, **spec):
@@ -32,12 +36,22 @@ def parse_arg(arg, lazy=False, **spec):
   return res
 
 
+def generator_settings(config_cls, **overrides) -> dict:
+  """Every field of a synthetic generator's config dataclass (its defaults,
+  then `overrides`), so `--config.data.synthetic.<field>=...` overrides any
+  of them from the command line. The data cache is keyed by the dataclass,
+  so a full dict and a sparse one give the same dataset."""
+  return dataclasses.asdict(config_cls(**overrides))
+
+
 def synthetic_data(**overrides) -> ml_collections.ConfigDict:
-  """The built-in synthetic LLP-shaped dataset (no downloads)."""
+  """The built-in synthetic LLP-shaped dataset (no downloads); `synthetic`
+  holds every `avjax.data.synthetic.SyntheticConfig` setting."""
   return ml_collections.ConfigDict({
       "name": "synthetic", "data_dir": "", "cache_dir": "", "num_shards": 8,
       "train_split": "train", "val_split": "val", "test_split": "test",
-      "shuffle_buffer": 1024, "synthetic": dict(overrides)})
+      "shuffle_buffer": 1024,
+      "synthetic": generator_settings(synthetic.SyntheticConfig, **overrides)})
 
 
 def llp_data(data_dir: str = "") -> ml_collections.ConfigDict:

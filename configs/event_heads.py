@@ -24,6 +24,7 @@ LLP (multi-label, trained with one label per clip):
 
 import ml_collections
 
+from avjax.data import synthetic_events
 from configs import common
 
 VARIANTS = {
@@ -42,7 +43,9 @@ def events_data(onsets: str) -> ml_collections.ConfigDict:
       "name": "synthetic_events", "data_dir": "", "cache_dir": "",
       "num_shards": 8, "train_split": "train", "val_split": "val",
       "test_split": "test", "shuffle_buffer": 4096,
-      "synthetic": {"onsets": onsets}})
+      # Every generator setting (`synthetic_events.SyntheticEventsConfig`).
+      "synthetic": common.generator_settings(
+          synthetic_events.SyntheticEventsConfig, onsets=onsets)})
 
 
 def get_config(arg=None):

@@ -22,6 +22,7 @@ Real VEBA layout after `python -m avjax.prepare veba ...`:
 
 import ml_collections
 
+from avjax.data import synthetic_veba
 from configs import common
 
 VARIANTS = {
@@ -37,9 +38,11 @@ FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def veba_data(name: str) -> ml_collections.ConfigDict:
   """The synthetic VEBA-like set or a converted VEBA directory."""
-  d = common.synthetic_data()
-  d.name = "synthetic_veba" if name == "synthetic" else "veba"
-  return d
+  d = common.synthetic_data().to_dict()
+  d["name"] = "synthetic_veba" if name == "synthetic" else "veba"
+  d["synthetic"] = (common.generator_settings(
+      synthetic_veba.VebaSyntheticConfig) if name == "synthetic" else {})
+  return ml_collections.ConfigDict(d)
 
 
 def get_config(arg=None):

@@ -75,6 +75,29 @@ class ConfigsTest(absltest.TestCase):
     self.assertEqual(set(c.data.synthetic.keys()), fields)
     self.assertEqual(dict(ave.get_config("data=ave").data.synthetic), {})
 
+  def test_every_synthetic_setting_is_in_the_config(self):
+    # --config.data.synthetic.<field>=... reaches every generator setting,
+    # and the full dict builds the generator's default.
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from avjax.data import synthetic  # pylint: disable=g-import-not-at-top
+    from avjax.data import synthetic_events  # pylint: disable=g-import-not-at-top
+    from avjax.data import synthetic_veba  # pylint: disable=g-import-not-at-top
+    cases = [("avvp_han", "", synthetic.SyntheticConfig, {}),
+             ("avvp_ma", "", synthetic.SyntheticConfig,
+              dict(importlib.import_module("configs.avvp_ma").VISIBLE)),
+             ("veba", "", synthetic_veba.VebaSyntheticConfig, {}),
+             ("event_heads", "", synthetic_events.SyntheticEventsConfig, {}),
+             ("event_heads", "onsets=features",
+              synthetic_events.SyntheticEventsConfig, {"onsets": "features"})]
+    for name, arg, cls, want in cases:
+      with self.subTest(config=name, arg=arg):
+        c = importlib.import_module(f"configs.{name}").get_config(arg)
+        self.assertEqual(set(c.data.synthetic.keys()),
+                         {f.name for f in dataclasses.fields(cls)})
+        self.assertEqual(cls(**c.data.synthetic), cls(**want))
+    from configs import veba  # pylint: disable=g-import-not-at-top
+    self.assertEqual(dict(veba.get_config("data=veba").data.synthetic), {})
+
   def test_every_ave_hyper_row_loads(self):
     # Each row's config string and overrides (dotted fields, e.g.
     # data.synthetic.visual_gain) apply through the sweep's loader.
