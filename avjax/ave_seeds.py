@@ -12,7 +12,9 @@ the rows of one setting: --tag=vg30_n3200 (default: the only tag in the
 table; a table with several asks for one). Each cell is the mean ± sample sd of --key
 over the seeds (n in brackets when it is not the most common n), fusions
 in the paper's order. A "late - early" line gives the mean of the
-seed-paired differences and the number of seeds where late wins.
+seed-paired differences and the number of seeds where late wins. Also
+writes the table as grouped bars (mean, sd whiskers, each seed a dot) to
+table_seeds[_<tag>].png.
 """
 
 import collections
@@ -20,7 +22,7 @@ import json
 import os
 import re
 import statistics
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from absl import app
 from absl import flags
@@ -94,6 +96,49 @@ def markdown(g: Dict[str, Dict[str, Dict[int, float]]]) -> str:
   return "\n".join(lines)
 
 
+def plot(g: Dict[str, Dict[str, Dict[int, float]]], path: str,
+         title: str) -> Optional[str]:
+  """Grouped bars of `group`'s output: per fusion, one bar a stage (mean
+  over seeds, sd whisker), each seed's value a dot. None without
+  matplotlib or data."""
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  order = list(ave_fusion.NAMES)
+  fusions = sorted(g, key=lambda f: (order.index(f) if f in order else
+                                     len(order), f))
+  stages = [st for st in STAGES if any(st in g[f] for f in fusions)]
+  if not stages:
+    return None
+  width = 0.8 / len(stages)
+  fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(fusions), 3.6))
+  lo = min(v for f in fusions for s in g[f].values() for v in s.values())
+  for k, st in enumerate(stages):
+    xs, means, sds = [], [], []
+    for i, f in enumerate(fusions):
+      vals = list(g[f].get(st, {}).values())
+      if not vals:
+        continue
+      x = i + (k - (len(stages) - 1) / 2) * width
+      xs.append(x)
+      means.append(statistics.fmean(vals))
+      sds.append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
+      ax.plot([x] * len(vals), vals, "k.", ms=3, zorder=3)
+    ax.bar(xs, means, width, yerr=sds, label=st, capsize=2)
+  ax.set_xticks(range(len(fusions)), fusions, rotation=30, ha="right")
+  ax.set_ylim(max(0.0, lo - 5.0), None)
+  ax.set_ylabel("segment accuracy %")
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=8, ncol=len(stages))
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -116,6 +161,10 @@ def main(argv):
   name = f"table_seeds_{tag}.md" if tag else "table_seeds.md"
   with open(os.path.join(f.workdir, name), "w") as fh:
     fh.write(f"# Table 2 over seeds{title} ({f.key}, mean ± sd)\n\n{md}\n")
+  png = plot(group(rows, f.key, tag), os.path.join(
+      f.workdir, name[:-3] + ".png"), f"Table 2{title}: {f.key} over seeds")
+  if png:
+    print(f"wrote {png}")
 
 
 if __name__ == "__main__":

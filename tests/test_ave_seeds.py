@@ -1,5 +1,8 @@
 """Table 2 over seeds: grouping and mean ± sd from a sweep's rows."""
 
+import os
+import tempfile
+
 from absl.testing import absltest
 
 from avjax import ave_seeds
@@ -46,6 +49,14 @@ class AveSeedsTest(absltest.TestCase):
     self.assertEqual(md[4], "| decision | 89.5 (n=1) | - |")
     # Paired by seed: 91-90 = +1, 91-92 = -1 -> mean 0, one win of two.
     self.assertEqual(md[5], "| late - early (late wins) | +0.0 (1/2) | - |")
+
+
+  def test_plot_writes_a_png(self):
+    path = os.path.join(tempfile.mkdtemp(), "t.png")
+    self.assertEqual(ave_seeds.plot(ave_seeds.group(ROWS), path, "t"), path)
+    with open(path, "rb") as f:
+      self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+    self.assertIsNone(ave_seeds.plot({}, path, "empty"))
 
 
 if __name__ == "__main__":
