@@ -155,13 +155,14 @@ def main(argv):
   elif tag not in present:
     raise app.UsageError(f"--tag={tag!r}: no Table 2 rows with it in "
                          f"{f.workdir}/table.json (tags: {present})")
-  md = markdown(group(rows, f.key, tag))
+  g = group(rows, f.key, tag)
+  md = markdown(g)
   print(md)
   title = f" [{tag}]" if tag else ""
   name = f"table_seeds_{tag}.md" if tag else "table_seeds.md"
   with open(os.path.join(f.workdir, name), "w") as fh:
     fh.write(f"# Table 2 over seeds{title} ({f.key}, mean ± sd)\n\n{md}\n")
-  png = plot(group(rows, f.key, tag), os.path.join(
+  png = plot(g, os.path.join(
       f.workdir, name[:-3] + ".png"), f"Table 2{title}: {f.key} over seeds")
   if png:
     print(f"wrote {png}")

@@ -30,8 +30,6 @@ Paper (AVE test accuracy %): A 59.5, V 55.3, V-att 58.6, A+V 71.4, A+V-att
 DMRN 73.1, DMRFE 73.3 (Table 2 in papers/ave_event_localization.md).
 """
 
-import dataclasses
-
 import ml_collections
 
 from avjax.data import synthetic_ave
@@ -69,17 +67,12 @@ def model(**overrides) -> ml_collections.ConfigDict:
 def data(name: str, weak: bool) -> ml_collections.ConfigDict:
   if name not in ("synthetic", "ave"):
     raise ValueError(f"data={name!r}; valid: 'synthetic', 'ave'")
-  return ml_collections.ConfigDict({
-      "name": "synthetic_ave" if name == "synthetic" else "ave",
-      "data_dir": "", "cache_dir": "", "num_shards": 8,
-      "train_split": "train", "val_split": "val", "test_split": "test",
+  return common.data_block(
+      "synthetic_ave" if name == "synthetic" else "ave",
+      common.generator_settings(synthetic_ave.SyntheticAVEConfig)
+      if name == "synthetic" else {}, shuffle_buffer=256,
       # MIL training also sees the background-only clips (when present).
-      "extra_train_splits": ("train_noisy",) if weak else (),
-      "shuffle_buffer": 256,
-      # Every generator setting, so `--config.data.synthetic.<field>=...`
-      # overrides one (defaults: `synthetic_ave.SyntheticAVEConfig`).
-      "synthetic": (dataclasses.asdict(synthetic_ave.SyntheticAVEConfig())
-                    if name == "synthetic" else {})})
+      extra_train_splits=("train_noisy",) if weak else ())
 
 
 def base(experiment_name: str) -> ml_collections.ConfigDict:

@@ -44,22 +44,27 @@ def generator_settings(config_cls, **overrides) -> dict:
   return dataclasses.asdict(config_cls(**overrides))
 
 
+def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
+               shuffle_buffer: int = 1024, **extra) -> ml_collections.ConfigDict:
+  """A `config.data` block: dataset `name`, its generator settings (empty
+  for a prepared directory), the standard splits; `extra` adds fields."""
+  return ml_collections.ConfigDict({
+      "name": name, "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
+      "train_split": "train", "val_split": "val", "test_split": "test",
+      **extra, "shuffle_buffer": shuffle_buffer,
+      "synthetic": synthetic_settings})
+
+
 def synthetic_data(**overrides) -> ml_collections.ConfigDict:
   """The built-in synthetic LLP-shaped dataset (no downloads); `synthetic`
   holds every `avjax.data.synthetic.SyntheticConfig` setting."""
-  return ml_collections.ConfigDict({
-      "name": "synthetic", "data_dir": "", "cache_dir": "", "num_shards": 8,
-      "train_split": "train", "val_split": "val", "test_split": "test",
-      "shuffle_buffer": 1024,
-      "synthetic": generator_settings(synthetic.SyntheticConfig, **overrides)})
+  return data_block("synthetic", generator_settings(synthetic.SyntheticConfig,
+                                                    **overrides))
 
 
 def llp_data(data_dir: str = "") -> ml_collections.ConfigDict:
   """LLP converted by `python -m avjax.prepare llp` (same keys as synthetic)."""
-  return ml_collections.ConfigDict({
-      "name": "llp", "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
-      "train_split": "train", "val_split": "val", "test_split": "test",
-      "shuffle_buffer": 1024, "synthetic": {}})
+  return data_block("llp", {}, data_dir)
 
 
 def set_data(c: ml_collections.ConfigDict, name: str) -> None:

@@ -39,13 +39,12 @@ TABLE_KEYS = ("acc", "acc_continuous", "acc_instant", "acc_onset",
 
 
 def events_data(onsets: str) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({
-      "name": "synthetic_events", "data_dir": "", "cache_dir": "",
-      "num_shards": 8, "train_split": "train", "val_split": "val",
-      "test_split": "test", "shuffle_buffer": 4096,
-      # Every generator setting (`synthetic_events.SyntheticEventsConfig`).
-      "synthetic": common.generator_settings(
-          synthetic_events.SyntheticEventsConfig, onsets=onsets)})
+  """The synthetic event-type set; `synthetic` holds every
+  `synthetic_events.SyntheticEventsConfig` setting."""
+  return common.data_block(
+      "synthetic_events", common.generator_settings(
+          synthetic_events.SyntheticEventsConfig, onsets=onsets),
+      shuffle_buffer=4096)
 
 
 def get_config(arg=None):

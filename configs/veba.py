@@ -38,11 +38,10 @@ FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def veba_data(name: str) -> ml_collections.ConfigDict:
   """The synthetic VEBA-like set or a converted VEBA directory."""
-  d = common.synthetic_data().to_dict()
-  d["name"] = "synthetic_veba" if name == "synthetic" else "veba"
-  d["synthetic"] = (common.generator_settings(
-      synthetic_veba.VebaSyntheticConfig) if name == "synthetic" else {})
-  return ml_collections.ConfigDict(d)
+  if name == "synthetic":
+    return common.data_block("synthetic_veba", common.generator_settings(
+        synthetic_veba.VebaSyntheticConfig))
+  return common.data_block("veba", {})
 
 
 def get_config(arg=None):
