@@ -1,0 +1,223 @@
+"""Official HAN (PyTorch `MMIL_Net`, AVVP-ECCV20) weights -> `AVVPNet` params.
+
+The official model's state_dict maps onto `avvp_net.AVVPNet` in its HAN
+configuration (`configs.common.avvp_net()`, either attention layout):
+
+  fc_a                          -> audio_proj
+  fc_v, fc_st, fc_fusion        -> visual_proj/{frame_proj, motion_proj, fusion}
+  hat_encoder.layers.0.cm_attn  -> han_0 cross-modal branch
+  hat_encoder.layers.0.self_attn-> han_0 self-attention branch
+  hat_encoder.layers.0.{linear1, linear2, norm1, norm2}
+                                -> han_0/{ffn1, ffn2, norm1, norm2}
+  fc_prob, fc_frame_att, fc_av_att
+                                -> mmil/{frame_cls, frame_att, modality_att}
+
+PyTorch Linear weights are [out, in] (flax kernels [in, out]); an
+nn.MultiheadAttention `in_proj_weight` stacks the q, k, v rows, each with the
+heads contiguous along the feature axis (as flax's [d, heads, d/heads]).
+Modules the official forward never runs (`audio_encoder`, `visual_encoder`,
+`cmt_encoder`, `hat_encoder.norm1/norm2`: the HAN encoder is built with
+norm=None) are accepted and ignored (`Converted.ignored`).
+
+Known differences of the official forward (checked by the golden test
+tests/models/test_convert_torch.py, eval mode): PyTorch LayerNorm uses
+eps=1e-5, flax 1e-6 (`HybridAttentionLayer` does not expose it): about 1e-6
+on the probabilities at realistic feature scales, 10x below the test's 1e-5.
+The biases of fc_frame_att / fc_av_att (softmax over time / modality) and the
+attention key biases cancel in their softmaxes, so no output checks them.
+"""
+
+import logging
+from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from avjax.models import attention
+
+# State-dict prefixes of modules MMIL_Net builds but never uses in forward.
+IGNORED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.",
+                    "hat_encoder.norm1.", "hat_encoder.norm2.")
+
+_LAYER = "hat_encoder.layers.0."
+_LINEARS = {  # torch Linear -> (avjax module path, in-dim name, out-dim name)
+    "fc_a": (("audio_proj",), "audio_dim", "d_model"),
+    "fc_v": (("visual_proj", "frame_proj"), "visual_dim", "d_model"),
+    "fc_st": (("visual_proj", "motion_proj"), "motion_dim", "d_model"),
+    "fc_fusion": (("visual_proj", "fusion"), "2d_model", "d_model"),
+    _LAYER + "linear1": (("han_0", "ffn1"), "d_model", "d_ff"),
+    _LAYER + "linear2": (("han_0", "ffn2"), "d_ff", "d_model"),
+    "fc_prob": (("mmil", "frame_cls"), "d_model", "num_classes"),
+    "fc_frame_att": (("mmil", "frame_att"), "d_model", "num_classes"),
+    "fc_av_att": (("mmil", "modality_att"), "d_model", "num_classes"),
+}
+_NORMS = {_LAYER + "norm1": ("han_0", "norm1"),
+          _LAYER + "norm2": ("han_0", "norm2")}
+# torch attention module -> flax branch name of HybridAttentionLayer.
+_ATTNS = {_LAYER + "cm_attn": "cross_attn", _LAYER + "self_attn": "self_attn"}
+
+
+def han_state_dict_shapes(d_model: int = 512, d_ff: int = 512,
+                          num_classes: int = 25, audio_dim: int = 128,
+                          visual_dim: int = 2048, motion_dim: int = 512
+                          ) -> Dict[str, Tuple[int, ...]]:
+  """The used keys of an MMIL_Net state_dict -> shape (defaults: official)."""
+  dims = dict(d_model=d_model, d_ff=d_ff, num_classes=num_classes,
+              audio_dim=audio_dim, visual_dim=visual_dim,
+              motion_dim=motion_dim, **{"2d_model": 2 * d_model})
+  shapes = {}
+  for key, (_, din, dout) in _LINEARS.items():
+    shapes[key + ".weight"] = (dims[dout], dims[din])
+    shapes[key + ".bias"] = (dims[dout],)
+  for key in _NORMS:
+    shapes[key + ".weight"] = shapes[key + ".bias"] = (d_model,)
+  for key in _ATTNS:
+    shapes[key + ".in_proj_weight"] = (3 * d_model, d_model)
+    shapes[key + ".in_proj_bias"] = (3 * d_model,)
+    shapes[key + ".out_proj.weight"] = (d_model, d_model)
+    shapes[key + ".out_proj.bias"] = (d_model,)
+  return dict(sorted(shapes.items()))
+
+
+class Converted(NamedTuple):
+  params: Dict[str, Any]  # the `AVVPNet` param tree (jnp float32 arrays)
+  ignored: List[str]  # state_dict keys of modules the forward never uses
+
+
+def _numpy(v) -> np.ndarray:
+  if hasattr(v, "detach"):  # a torch tensor
+    v = v.detach().cpu().numpy()
+  return np.asarray(v, np.float32)
+
+
+def _check(state_dict: Mapping[str, Any], shapes: Mapping[str, tuple]
+           ) -> Tuple[Dict[str, np.ndarray], List[str]]:
+  """Used arrays by key and the ignored keys; ValueError on any mismatch."""
+  keys = list(state_dict)
+  if keys and all(k.startswith("module.") for k in keys):  # DataParallel
+    state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+  ignored = sorted(k for k in state_dict if k.startswith(IGNORED_PREFIXES))
+  unknown = sorted(k for k in state_dict
+                   if k not in shapes and k not in ignored)
+  if unknown:
+    raise ValueError(f"unknown MMIL_Net state_dict key(s) {unknown}; "
+                     f"expected the keys {sorted(shapes)} (plus ignored "
+                     f"prefixes {IGNORED_PREFIXES})")
+  missing = [k for k in shapes if k not in state_dict]
+  if missing:
+    raise ValueError("missing MMIL_Net state_dict key(s): " + ", ".join(
+        f"{k} (expected shape {shapes[k]})" for k in missing))
+  arrays = {}
+  for k, shape in shapes.items():
+    a = _numpy(state_dict[k])
+    if a.shape != tuple(shape):
+      raise ValueError(f"MMIL_Net state_dict key {k}: shape {a.shape}, "
+                       f"expected shape {tuple(shape)}")
+    arrays[k] = a
+  return arrays, ignored
+
+
+def _unfused_attention(w: Dict[str, np.ndarray], prefix: str,
+                       num_heads: int) -> Dict[str, Any]:
+  """One nn.MultiheadAttention -> a flax MultiHeadDotProductAttention tree."""
+  d = w[prefix + ".out_proj.weight"].shape[0]
+  if d % num_heads:
+    raise ValueError(f"d_model={d} is not divisible by num_heads="
+                     f"{num_heads}")
+  dh = d // num_heads
+  wq, wk, wv = np.split(w[prefix + ".in_proj_weight"], 3)
+  bq, bk, bv = np.split(w[prefix + ".in_proj_bias"], 3)
+  proj = lambda wt, b: {"kernel": wt.T.reshape(d, num_heads, dh),
+                        "bias": b.reshape(num_heads, dh)}
+  return {"query": proj(wq, bq), "key": proj(wk, bk), "value": proj(wv, bv),
+          "out": {"kernel": w[prefix + ".out_proj.weight"].T.reshape(
+                      num_heads, dh, d),
+                  "bias": w[prefix + ".out_proj.bias"]}}
+
+
+def convert_han(state_dict: Mapping[str, Any], *, fused: bool = True,
+                num_heads: int = 1, **dims) -> Converted:
+  """An official MMIL_Net state_dict -> `AVVPNet` params and ignored keys.
+
+  Args:
+    state_dict: key -> array (numpy or torch tensors), e.g. from
+      `load_torch_checkpoint`; a DataParallel "module." prefix is stripped.
+    fused: the `fused_attention` layout of the target model (default True,
+      as `configs.common.avvp_net()`); False gives flax's
+      MultiHeadDotProductAttention trees `cross_attn`, `self_attn`.
+    num_heads: heads of the attention (official HAN: 1).
+    **dims: `han_state_dict_shapes` sizes (defaults: the official model's).
+
+  Raises:
+    ValueError: naming the key (and its expected shape) of any unknown,
+      missing or wrongly shaped entry.
+  """
+  w, ignored = _check(state_dict, han_state_dict_shapes(**dims))
+  params: Dict[str, Any] = {}
+
+  def put(path, leaf):
+    node = params
+    for p in path[:-1]:
+      node = node.setdefault(p, {})
+    node[path[-1]] = leaf
+
+  for key, (path, _, _) in _LINEARS.items():
+    put(path, {"kernel": w[key + ".weight"].T, "bias": w[key + ".bias"]})
+  for key, path in _NORMS.items():
+    put(path, {"scale": w[key + ".weight"], "bias": w[key + ".bias"]})
+  for key, name in _ATTNS.items():
+    put(("han_0", name), _unfused_attention(w, key, num_heads))
+  if fused:
+    params["han_0"] = attention.fuse_params(params["han_0"])
+  params = _tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+  return Converted(params, ignored)
+
+
+def han_state_dict_to_params(state_dict: Mapping[str, Any], **kwargs
+                             ) -> Dict[str, Any]:
+  """`convert_han(...).params`; logs the ignored (unused) keys."""
+  out = convert_han(state_dict, **kwargs)
+  if out.ignored:
+    logging.info("ignored %d unused MMIL_Net keys: %s", len(out.ignored),
+                 out.ignored)
+  return out.params
+
+
+def _tree_map(fn, tree):
+  if isinstance(tree, dict):
+    return {k: _tree_map(fn, v) for k, v in tree.items()}
+  return fn(tree)
+
+
+def _import_torch():
+  import torch  # pylint: disable=g-import-not-at-top
+  return torch
+
+
+def load_torch_checkpoint(path: str) -> Dict[str, np.ndarray]:
+  """A state_dict as numpy arrays, from a torch `.pt` file or an `.npz`.
+
+  `.npz` files (arrays named by state_dict key) need no torch; any other file
+  is read with `torch.load` (CPU, weights only), which needs torch installed.
+  """
+  if str(path).endswith(".npz"):
+    with np.load(path) as f:
+      return {k: np.asarray(f[k]) for k in f.files}
+  try:
+    torch = _import_torch()
+  except ImportError as e:
+    raise ImportError(
+        f"reading the PyTorch checkpoint {path} needs torch (`pip install "
+        "torch`); or convert it to .npz where torch is installed: python -c "
+        "\"import sys, numpy as np, torch; sd = torch.load(sys.argv[1], "
+        "map_location='cpu'); np.savez(sys.argv[2], **{k: v.numpy() for k, "
+        f"v in sd.items()}})\" {path} OUT.npz, and load OUT.npz") from e
+  sd = torch.load(path, map_location="cpu", weights_only=True)
+  if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(
+      sd["state_dict"], Mapping):
+    sd = sd["state_dict"]
+  if not isinstance(sd, Mapping):
+    raise ValueError(f"{path} holds a {type(sd).__name__}, not a state_dict "
+                     "(key -> tensor mapping)")
+  return {k: v.detach().cpu().numpy() for k, v in sd.items()
+          if hasattr(v, "detach")}
