@@ -87,6 +87,9 @@ def avvp_net(**overrides) -> ml_collections.ConfigDict:
       "d_ff": 512, "dropout": 0.1, "cross_attention": True,
       "input_modalities": "av", "use_frames": True, "use_motion": True,
       "pool_first": True, "fused_attention": True, "dtype": "float32",
+      # Parameter initialisers: "torch" (PyTorch's defaults, those of the
+      # official code; see avjax/models/inits.py) or "flax".
+      "init_scheme": "torch",
       # Cross-modal learning (Lamba et al. 2021); all off is HAN.
       "global_context": False, "separate_self_attention": False,
       "skip": False, "adversarial": False,

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from avjax.models import gcaa
+from avjax.models import inits
 
 
 def key_padding_mask(segment_mask: Optional[jnp.ndarray]):
@@ -96,6 +97,8 @@ class HybridAttentionLayer(nn.Module):
       nn.MultiHeadDotProductAttention (tested through `fuse_params`, which
       also converts an unfused layer's parameters); fewer, larger kernels
       (faster on CPU). `fused=False` keeps flax's parameter tree.
+    init_scheme: parameter initialisers, `inits.SCHEMES` ("torch": PyTorch's
+      nn.MultiheadAttention / nn.Linear defaults, the reference's).
     dtype: computation dtype.
   """
   d_model: int = 512
@@ -106,6 +109,7 @@ class HybridAttentionLayer(nn.Module):
   self_attention: bool = True
   global_context: bool = False
   fused: bool = True
+  init_scheme: str = "torch"
   dtype: Any = jnp.float32
 
   def _attn(self, name, q, kv, segment_mask, det):
@@ -114,9 +118,14 @@ class HybridAttentionLayer(nn.Module):
               out_features=self.d_model, dropout_rate=self.dropout,
               dtype=self.dtype, name=name)
     if self.global_context:
-      return gcaa.GlobalContextAttention(**kw)(q, kv, segment_mask,
-                                               deterministic=det)
-    return nn.MultiHeadDotProductAttention(**kw)(
+      return gcaa.GlobalContextAttention(**kw, init_scheme=self.init_scheme)(
+          q, kv, segment_mask, deterministic=det)
+    if self.init_scheme != "flax":
+      kw.update(
+          kernel_init=inits.attention_in(self.init_scheme, self.d_model),
+          out_kernel_init=inits.attention_out(self.init_scheme, self.d_model))
+    # Dropout masks drawn per batch element and head, as PyTorch's.
+    return nn.MultiHeadDotProductAttention(**kw, broadcast_dropout=False)(
         q, kv, mask=key_padding_mask(segment_mask), deterministic=det)
 
   def _fused_attn(self, x, context, segment_mask, det):
@@ -125,20 +134,23 @@ class HybridAttentionLayer(nn.Module):
     The parameters are stored fused (`fuse_params` maps the unfused layout):
     `fused_x` [d, n_x*d] = [cross q | self q, k, v] read from x,
     `fused_ctx` [d, 2d] = [cross k, v] read from the context, `fused_out`
-    [n_branch, d, d] (initialised as flax's per-projection DenseGeneral:
-    LeCun normal with fan-in d, zero bias), so no weight concatenation runs
-    per step.
+    [n_branch, d, d] (initialised as one attention's projections of the
+    `init_scheme`: torch's xavier in_proj / Linear out_proj with zero
+    biases, or flax's per-projection DenseGeneral: LeCun normal with fan-in
+    d, zero bias), so no weight concatenation runs per step. The attention
+    weights' dropout mask is drawn per batch element, head and stream, as
+    PyTorch's nn.MultiheadAttention does.
     """
     from_x, from_c, names = _fused_keys(self.cross_attention,
                                         self.self_attention)
     d, h = self.d_model, self.num_heads
-    lecun = nn.initializers.lecun_normal()
+    w_in = inits.attention_in(self.init_scheme, d)
     proj = {}
     for inp, keys, pname in ((x, from_x, "fused_x"),
                              (context, from_c, "fused_ctx")):
       if not keys:
         continue
-      w = self.param(f"{pname}_kernel", lecun, (d, len(keys) * d))
+      w = self.param(f"{pname}_kernel", w_in, (d, len(keys) * d))
       b = self.param(f"{pname}_bias", nn.initializers.zeros,
                      (len(keys) * d,))
       out = (inp.astype(self.dtype) @ w.astype(self.dtype)) + b.astype(
@@ -156,12 +168,13 @@ class HybridAttentionLayer(nn.Module):
       w = jax.nn.softmax(w).astype(self.dtype)
       if not det and self.dropout > 0.0:
         keep = jax.random.bernoulli(self.make_rng("dropout"),
-                                    1.0 - self.dropout, (1, 1) + w.shape[-2:])
+                                    1.0 - self.dropout, w.shape)
         w = w * (keep.astype(w.dtype) / (1.0 - self.dropout))
       o = jnp.einsum("...hqk,...khd->...qhd", w, v)
       heads.append(o.reshape(o.shape[:-2] + (-1,)))
-    wo = self.param("fused_out_kernel", nn.initializers.lecun_normal(
-        in_axis=-2, out_axis=-1, batch_axis=(0,)), (len(names), d, d))
+    wo = self.param("fused_out_kernel", inits.attention_out(
+        self.init_scheme, d, in_axis=-2, out_axis=-1, batch_axis=(0,)),
+                    (len(names), d, d))
     bo = self.param("fused_out_bias", nn.initializers.zeros, (len(names), d))
     out = jnp.einsum("nbti,nio->nbto", jnp.stack(heads),
                      wo.astype(self.dtype)) + bo.astype(self.dtype)[:, None,
@@ -199,8 +212,10 @@ class HybridAttentionLayer(nn.Module):
     for i, name in enumerate(names):
       y = y + drop(i, att[name])
     y = nn.LayerNorm(dtype=self.dtype, name="norm1")(y)
-    h = nn.relu(nn.Dense(self.d_ff, dtype=self.dtype, name="ffn1")(y))
+    h = nn.relu(nn.Dense(self.d_ff, dtype=self.dtype, name="ffn1",
+                         **inits.linear(self.init_scheme, y.shape[-1]))(y))
     h = drop(len(names), h)
-    h = nn.Dense(self.d_model, dtype=self.dtype, name="ffn2")(h)
+    h = nn.Dense(self.d_model, dtype=self.dtype, name="ffn2",
+                 **inits.linear(self.init_scheme, h.shape[-1]))(h)
     y = y + drop(len(names) + 1, h)
     return nn.LayerNorm(dtype=self.dtype, name="norm2")(y)

@@ -16,6 +16,7 @@ import numpy as np
 
 from avjax.models import attention
 from avjax.models import encoders
+from avjax.models import inits
 
 
 def sinusoidal_positions(t: int, d: int) -> jnp.ndarray:
@@ -41,6 +42,7 @@ class AVGEncoder(nn.Module):
     d_model, num_layers, num_heads, d_ff, dropout: transformer settings.
     frames_per_segment, use_frames, use_motion, pool_first: visual input
       (as `AVVPNet`).
+    init_scheme: parameter initialisers (`inits.SCHEMES`).
     dtype: computation dtype.
   """
   d_model: int = 512
@@ -52,6 +54,7 @@ class AVGEncoder(nn.Module):
   use_frames: bool = True
   use_motion: bool = True
   pool_first: bool = True
+  init_scheme: str = "torch"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -59,12 +62,14 @@ class AVGEncoder(nn.Module):
                train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """batch: audio [B,T,Da], visual [B,T*F,Dv], motion [B,T,Dm],
     segment_mask [B,T] -> (audio, visual) embeddings [B, T, d]."""
-    a = nn.Dense(self.d_model, dtype=self.dtype, name="audio_proj")(
-        batch["audio"])
+    a = nn.Dense(self.d_model, dtype=self.dtype, name="audio_proj",
+                 **inits.linear(self.init_scheme, batch["audio"].shape[-1]))(
+                     batch["audio"])
     v = encoders.VisualProjection(
         self.d_model, self.frames_per_segment, self.pool_first, self.dtype,
-        name="visual_proj")(batch["visual"] if self.use_frames else None,
-                            batch["motion"] if self.use_motion else None)
+        init_scheme=self.init_scheme, name="visual_proj")(
+            batch["visual"] if self.use_frames else None,
+            batch["motion"] if self.use_motion else None)
     t = a.shape[1]
     types = self.param("modality_emb", nn.initializers.normal(0.02),
                        (2, self.d_model))
@@ -76,7 +81,8 @@ class AVGEncoder(nn.Module):
     for i in range(self.num_layers):
       x = attention.HybridAttentionLayer(
           self.d_model, self.num_heads, self.d_ff, self.dropout,
-          cross_attention=False, dtype=self.dtype, name=f"layer_{i}")(
+          cross_attention=False, init_scheme=self.init_scheme,
+          dtype=self.dtype, name=f"layer_{i}")(
               x, x, mask, train=train)
     return x[:, :t], x[:, t:]
 

@@ -15,6 +15,7 @@ from avjax.models import attention
 from avjax.models import avg
 from avjax.models import discriminator
 from avjax.models import encoders
+from avjax.models import inits
 from avjax.models import pooling
 
 
@@ -63,6 +64,9 @@ class AVVPNet(nn.Module):
       `avg_encoder`, initialised from a pretraining run by the trainer.
     avg_frozen: run `avg_encoder` deterministically under stop_gradient
       (frozen pretrained embeddings, the paper's "Pretrained" row).
+    init_scheme: parameter initialisers of every layer, `inits.SCHEMES`
+      ("torch":
+      PyTorch's defaults, as in the official code; "flax": Flax's).
     dtype: computation dtype.
   """
   num_classes: int = 25
@@ -85,6 +89,7 @@ class AVVPNet(nn.Module):
   adversarial: bool = False
   avg_encoder: Optional[avg.AVGEncoder] = None
   avg_frozen: bool = False
+  init_scheme: str = "torch"
   dtype: Any = jnp.float32
 
   def _layer(self, name, cross=True, self_attn=True):
@@ -92,7 +97,7 @@ class AVVPNet(nn.Module):
         self.d_model, self.num_heads, self.d_ff, self.dropout,
         cross_attention=cross, self_attention=self_attn,
         global_context=self.global_context, fused=self.fused_attention,
-        dtype=self.dtype, name=name)
+        init_scheme=self.init_scheme, dtype=self.dtype, name=name)
 
   def _encode(self, a, v, mask, train):
     """The stacked hybrid attention layers on streams a, v [B, T, d]."""
@@ -107,7 +112,8 @@ class AVVPNet(nn.Module):
         layer = self._layer(f"han_{i}", cross=self.cross_attention)
       a, v = _apply_both_ways(layer, a, v, mask, train)
       if self.shared_fc and i == self.num_layers - 1:
-        fc = nn.Dense(self.d_model, dtype=self.dtype, name="shared_fc")
+        fc = nn.Dense(self.d_model, dtype=self.dtype, name="shared_fc",
+                      **inits.linear(self.init_scheme, a.shape[-1]))
         a, v = fc(a), fc(v)
       if self.skip:
         a = nn.LayerNorm(dtype=self.dtype, name=f"skip_a_{i}")(a + a0)
@@ -117,8 +123,8 @@ class AVVPNet(nn.Module):
   def _discriminate(self, a, v):
     """Discriminator logits [B, T, 2] on reversed and on detached features."""
     x = jnp.stack([a, v], axis=2)
-    disc = discriminator.ModalityDiscriminator(dtype=self.dtype,
-                                               name="modality_disc")
+    disc = discriminator.ModalityDiscriminator(
+        init_scheme=self.init_scheme, dtype=self.dtype, name="modality_disc")
     return {"disc_logits": disc(adversarial.gradient_reversal(x, 1.0)),
             "disc_logits_detached": disc(jax.lax.stop_gradient(x))}
 
@@ -126,12 +132,13 @@ class AVVPNet(nn.Module):
     """HAN's per-segment input projections -> streams a, v [B, T, d]."""
     a = v = None
     if "a" in self.input_modalities:
-      a = nn.Dense(self.d_model, dtype=self.dtype, name="audio_proj")(
-          batch["audio"])
+      a = nn.Dense(self.d_model, dtype=self.dtype, name="audio_proj",
+                   **inits.linear(self.init_scheme, batch["audio"].shape[-1]))(
+                       batch["audio"])
     if "v" in self.input_modalities:
       v = encoders.VisualProjection(
           self.d_model, self.frames_per_segment, self.pool_first,
-          self.dtype, name="visual_proj")(
+          self.dtype, init_scheme=self.init_scheme, name="visual_proj")(
               batch["visual"] if self.use_frames else None,
               batch["motion"] if self.use_motion else None)
     if a is None and v is None:
@@ -169,8 +176,9 @@ class AVVPNet(nn.Module):
     a_in, v_in = a, v
     a, v = self._encode(a, v, mask, train)
     x = jnp.stack([a, v], axis=2)
-    out = pooling.AttentiveMMILPooling(self.num_classes, self.dtype,
-                                       name="mmil")(x, mask)
+    out = pooling.AttentiveMMILPooling(
+        self.num_classes, self.dtype, init_scheme=self.init_scheme,
+        name="mmil")(x, mask)
     out.update(audio_emb=a, visual_emb=v, audio_in=a_in, visual_in=v_in)
     if self.adversarial:
       out.update(self._discriminate(a, v))

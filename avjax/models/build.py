@@ -4,6 +4,7 @@ import jax.numpy as jnp
 
 from avjax.models import avg
 from avjax.models import avvp_net
+from avjax.models import inits
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -33,6 +34,7 @@ def build(model_cfg, info: dict):
         adversarial=model_cfg.get("adversarial", False),
         avg_encoder=avg_encoder(model_cfg, info),
         avg_frozen=model_cfg.get("freeze_pretrained", False),
+        init_scheme=inits.check(model_cfg.init_scheme),
         dtype=_DTYPES[model_cfg.dtype])
   raise ValueError(f"unknown config.model.name={model_cfg.name!r}; valid: "
                    "'avvp_net'")
@@ -49,7 +51,9 @@ def avg_encoder(model_cfg, info: dict):
       num_heads=model_cfg.num_heads, d_ff=model_cfg.d_ff,
       dropout=model_cfg.dropout, frames_per_segment=f,
       use_frames=model_cfg.use_frames, use_motion=model_cfg.use_motion,
-      pool_first=model_cfg.pool_first, dtype=_DTYPES[model_cfg.dtype])
+      pool_first=model_cfg.pool_first,
+      init_scheme=inits.check(model_cfg.init_scheme),
+      dtype=_DTYPES[model_cfg.dtype])
 
 
 def input_features(model_cfg) -> tuple:

@@ -5,6 +5,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from avjax.models import inits
+
 
 class ModalityDiscriminator(nn.Module):
   """MLP d -> 128 (norm, ReLU) -> 10 (norm, ReLU) -> 1 logit per feature.
@@ -14,16 +16,20 @@ class ModalityDiscriminator(nn.Module):
 
   Attributes:
     hidden: widths of the hidden layers (paper: 128, 10).
+    init_scheme: parameter initialisers (`inits.SCHEMES`).
     dtype: computation dtype (the logits are float32).
   """
   hidden: Sequence[int] = (128, 10)
+  init_scheme: str = "torch"
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     """x: [..., d] features -> [...] logits (target 0 audio, 1 visual)."""
     for i, width in enumerate(self.hidden):
-      x = nn.Dense(width, dtype=self.dtype, name=f"dense_{i}")(x)
+      x = nn.Dense(width, dtype=self.dtype, name=f"dense_{i}",
+                   **inits.linear(self.init_scheme, x.shape[-1]))(x)
       x = nn.relu(nn.LayerNorm(dtype=self.dtype, name=f"norm_{i}")(x))
-    x = nn.Dense(1, dtype=self.dtype, name="logit")(x)
+    x = nn.Dense(1, dtype=self.dtype, name="logit",
+                 **inits.linear(self.init_scheme, x.shape[-1]))(x)
     return x[..., 0].astype(jnp.float32)

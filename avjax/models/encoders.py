@@ -5,6 +5,8 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
+from avjax.models import inits
+
 
 def pool_frames(x: jnp.ndarray, frames_per_segment: int) -> jnp.ndarray:
   """Averages each group of F frames: [B, T*F, D] -> [B, T, D]."""
@@ -26,11 +28,17 @@ class VisualProjection(nn.Module):
     frames_per_segment: F.
     pool_first: average frames before the projection (exact rewrite).
     dtype: computation dtype (e.g. jnp.bfloat16); parameters stay float32.
+    init_scheme: parameter initialisers (`inits.SCHEMES`).
   """
   d_model: int = 512
   frames_per_segment: int = 8
   pool_first: bool = True
   dtype: Any = jnp.float32
+  init_scheme: str = "torch"
+
+  def _dense(self, name, x):
+    return nn.Dense(self.d_model, dtype=self.dtype, name=name,
+                    **inits.linear(self.init_scheme, x.shape[-1]))
 
   @nn.compact
   def __call__(self, frames: Optional[jnp.ndarray],
@@ -38,17 +46,16 @@ class VisualProjection(nn.Module):
     """frames: [B, T*F, Dv] or None; motion: [B, T, Dm] or None -> [B, T, d]."""
     parts = []
     if frames is not None:
-      dense = nn.Dense(self.d_model, dtype=self.dtype, name="frame_proj")
+      dense = self._dense("frame_proj", frames)
       if self.pool_first:
         parts.append(dense(pool_frames(frames, self.frames_per_segment)))
       else:
         parts.append(pool_frames(dense(frames), self.frames_per_segment))
     if motion is not None:
-      parts.append(nn.Dense(self.d_model, dtype=self.dtype,
-                            name="motion_proj")(motion))
+      parts.append(self._dense("motion_proj", motion)(motion))
     if not parts:
       raise ValueError("VisualProjection needs frames and/or motion features")
     if len(parts) == 1:
       return parts[0]
-    return nn.Dense(self.d_model, dtype=self.dtype, name="fusion")(
-        jnp.concatenate(parts, axis=-1))
+    x = jnp.concatenate(parts, axis=-1)
+    return self._dense("fusion", x)(x)

@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from avjax.models import inits
+
 _NEG = -1e9
 
 
@@ -36,20 +38,27 @@ class GlobalContextAttention(nn.Module):
     qkv_features: width d of queries, keys and values (divisible by heads).
     out_features: output width.
     dropout_rate: dropout on the attention weights.
+    init_scheme: parameter initialisers (`inits.SCHEMES`; "torch": every
+      projection a PyTorch nn.Linear default, as the reference code's).
     dtype: computation dtype.
   """
   num_heads: int = 1
   qkv_features: int = 512
   out_features: int = 512
   dropout_rate: float = 0.0
+  init_scheme: str = "torch"
   dtype: Any = jnp.float32
+
+  def _dense(self, features, name, x):
+    return nn.Dense(features, dtype=self.dtype, name=name,
+                    **inits.linear(self.init_scheme, x.shape[-1]))(x)
 
   def _gated(self, x, seq, segment_mask, prefix):
     """Projects x [B, T, d_in] and mixes it with its sequence's context."""
-    dense = lambda n, f: nn.Dense(f, dtype=self.dtype, name=f"{prefix}_{n}")
-    h = dense("proj", self.qkv_features)(x)
-    c = dense("ctx", self.qkv_features)(masked_mean(seq, segment_mask))
-    gate = jax.nn.sigmoid(dense("gate_tok", 1)(h) + dense("gate_ctx", 1)(c))
+    dense = lambda n, f, inp: self._dense(f, f"{prefix}_{n}", inp)
+    h = dense("proj", self.qkv_features, x)
+    c = dense("ctx", self.qkv_features, masked_mean(seq, segment_mask))
+    gate = jax.nn.sigmoid(dense("gate_tok", 1, h) + dense("gate_ctx", 1, c))
     return (1.0 - gate) * h + gate * c
 
   @nn.compact
@@ -63,7 +72,7 @@ class GlobalContextAttention(nn.Module):
                        f"num_heads={self.num_heads}")
     q = self._gated(inputs_q, inputs_q, segment_mask, "query")
     k = self._gated(inputs_kv, inputs_kv, segment_mask, "key")
-    v = nn.Dense(self.qkv_features, dtype=self.dtype, name="value")(inputs_kv)
+    v = self._dense(self.qkv_features, "value", inputs_kv)
     heads = lambda t: t.reshape(t.shape[:2] + (self.num_heads, -1))
     q, k, v = heads(q), heads(k), heads(v)
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
@@ -76,4 +85,4 @@ class GlobalContextAttention(nn.Module):
                                             deterministic=deterministic)
     y = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
     y = y.reshape(y.shape[:2] + (self.qkv_features,))
-    return nn.Dense(self.out_features, dtype=self.dtype, name="out")(y)
+    return self._dense(self.out_features, "out", y)

@@ -6,6 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from avjax.models import inits
+
 _NEG = -1e9
 
 
@@ -15,9 +17,11 @@ class AttentiveMMILPooling(nn.Module):
   Attributes:
     num_classes: C.
     dtype: computation dtype of the Dense heads (outputs are float32).
+    init_scheme: parameter initialisers (`inits.SCHEMES`).
   """
   num_classes: int
   dtype: Any = jnp.float32
+  init_scheme: str = "torch"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray,
@@ -30,7 +34,8 @@ class AttentiveMMILPooling(nn.Module):
       visual_prob [B, C] (the last two for M == 2), frame_att [B, T, M, C],
       modality_att [B, T, M, C] (softmax over M).
     """
-    dense = lambda n: nn.Dense(self.num_classes, dtype=self.dtype, name=n)
+    dense = lambda n: nn.Dense(self.num_classes, dtype=self.dtype, name=n,
+                               **inits.linear(self.init_scheme, x.shape[-1]))
     frame_prob = jax.nn.sigmoid(dense("frame_cls")(x).astype(jnp.float32))
     att_logits = dense("frame_att")(x).astype(jnp.float32)
     if segment_mask is not None:
