@@ -45,9 +45,12 @@ def generator_settings(config_cls, **overrides) -> dict:
 
 
 def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
-               shuffle_buffer: int = 1024, **extra) -> ml_collections.ConfigDict:
+               shuffle_buffer: int = 0, **extra) -> ml_collections.ConfigDict:
   """A `config.data` block: dataset `name`, its generator settings (empty
-  for a prepared directory), the standard splits; `extra` adds fields."""
+  for a prepared directory), the standard splits; `extra` adds fields.
+  shuffle_buffer: 0 (default) makes every training epoch a uniform random
+  permutation of the clips (the reference code's DataLoader(shuffle=True));
+  N > 0 reads the shards in a seeded order through an N-clip buffer."""
   return ml_collections.ConfigDict({
       "name": name, "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
       "train_split": "train", "val_split": "val", "test_split": "test",

@@ -1,10 +1,13 @@
 """tf.data input pipelines over the TFRecord contract.
 
 Training (`train_batches`): each host reads a disjoint subset of the split's
-shards, and the stream is a pure function of (seed, global step): epoch e uses
-a shard order and shuffle seeded by (seed, e), so a run resumed at step s
-continues with exactly the batches an uninterrupted run would have seen.
-Every host yields the same number of batches per epoch.
+shards, and the stream is a pure function of (seed, global step): epoch e is
+a uniform random permutation of the host's clips seeded by (seed, e) (read by
+record offset, as PyTorch's `DataLoader(shuffle=True)` of the reference code
+orders an epoch; `shuffle_buffer > 0` selects the older, cheaper order: the
+shards in a seeded order through a shuffle buffer of that size), so a run
+resumed at step s continues with exactly the batches an uninterrupted run
+would have seen. Every host yields the same number of batches per epoch.
 
 Evaluation (`eval_batches`): every clip exactly once; batches are padded to the
 local batch size with `_mask` = 0 rows, and every host yields the same number
@@ -101,20 +104,112 @@ def _iterate(tf, ds, files: Sequence[str]):
     raise DataError(f"invalid record in {', '.join(files)}: {msg}") from e
 
 
+def record_offsets(path: str) -> List[int]:
+  """Byte offsets of every record of a TFRecord file (framing only: the
+  CRCs are checked when the records are read)."""
+  offsets, pos = [], 0
+  with open(path, "rb") as f:
+    size = f.seek(0, 2)
+    while pos < size:
+      f.seek(pos)
+      head = f.read(8)
+      if len(head) < 8:
+        raise DataError(f"corrupt TFRecord file(s): {path} (truncated record "
+                        f"header at byte {pos})")
+      n = int.from_bytes(head, "little")
+      if pos + 16 + n > size:
+        raise DataError(f"corrupt TFRecord file(s): {path} (record at byte "
+                        f"{pos} declares {n} bytes, past the end of the file)")
+      offsets.append(pos)
+      pos += 16 + n
+  return offsets
+
+
+class _RecordReader:
+  """Random access to the records of a list of TFRecord files, with CRCs
+  checked as `tf.data.TFRecordDataset` does (TensorFlow's own reader)."""
+
+  def __init__(self, files: Sequence[str]):
+    from tensorflow.python.lib.io import _pywrap_record_io  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
+    self._open = _pywrap_record_io.RandomRecordReader
+    self.files = list(files)
+    self.index = [(i, o) for i, f in enumerate(self.files)
+                  for o in record_offsets(f)]
+    self._readers = {}
+
+  def read(self, k: int) -> bytes:
+    i, offset = self.index[k]
+    if i not in self._readers:
+      self._readers[i] = self._open(self.files[i])
+    try:
+      return self._readers[i].read(offset)[0]
+    except Exception as e:  # pylint: disable=broad-except
+      raise DataError(f"corrupt TFRecord file(s): {self.files[i]} (record "
+                      f"{offset} bytes in: {e}); rebuild it with the same "
+                      "`python -m avjax.prepare` command") from e
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+  """The order of a host's n clips in epoch `epoch`: a uniform permutation."""
+  return np.random.default_rng([seed, epoch, 2]).permutation(n)
+
+
+def _permuted_batches(tf, src: Source, local_batch_size: int, seed: int,
+                      start_step: int, num_steps: Optional[int]):
+  """train_batches with each epoch a full permutation of the host's clips."""
+  spe = src.steps_per_epoch(local_batch_size)
+  reader = _RecordReader(src.files)
+  n = len(reader.index)
+  step = start_step
+  while num_steps is None or step < num_steps:
+    epoch, offset = divmod(step, spe)
+    order = epoch_permutation(n, seed, epoch)[:spe * local_batch_size]
+    stop = spe if num_steps is None else min(spe, offset + num_steps - step)
+    ks = order[offset * local_batch_size:stop * local_batch_size]
+    failed = []
+
+    def records(ks=ks, failed=failed):
+      # An exception raised in here would reach the caller wrapped by
+      # tf.data; keep it and end the stream instead.
+      for k in ks:
+        try:
+          yield reader.read(int(k))
+        except DataError as e:
+          failed.append(e)
+          return
+
+    ds = tf.data.Dataset.from_generator(
+        records, output_signature=tf.TensorSpec((), tf.string))
+    ds = src._parse(tf, ds, local_batch_size, True).prefetch(2)  # pylint: disable=protected-access
+    for batch in _iterate(tf, ds, src.files):
+      if failed:
+        break
+      yield batch
+      step += 1
+    if failed:
+      raise failed[0]
+
+
 def _epoch_files(files: List[str], seed: int, epoch: int) -> List[str]:
   order = np.random.default_rng([seed, epoch]).permutation(len(files))
   return [files[i] for i in order]
 
 
 def train_batches(src: Source, local_batch_size: int, seed: int,
-                  start_step: int = 0, shuffle_buffer: int = 1024,
+                  start_step: int = 0, shuffle_buffer: int = 0,
                   num_steps: Optional[int] = None
                   ) -> Iterator[Dict[str, np.ndarray]]:
   """Yields host-local training batches for global steps start_step, ...
 
   Each batch holds the parsed features, labels, `segment_mask` and `clip_id`.
+  shuffle_buffer: 0 orders each epoch as a uniform permutation of the host's
+  clips; N > 0 reads the shards in a seeded order through an N-clip buffer.
   """
   tf = _tf()
+  if not shuffle_buffer:
+    yield from _permuted_batches(tf, src, local_batch_size, seed, start_step,
+                                 num_steps)
+    return
   spe = src.steps_per_epoch(local_batch_size)
   step = start_step
   while num_steps is None or step < num_steps:

@@ -40,6 +40,28 @@ class PipelineTest(parameterized.TestCase):
                                       num_steps=16)]
     self.assertEqual(resumed, full[5:])
 
+  def test_epoch_order_is_the_seeded_permutation_of_all_clips(self):
+    src = pipeline.Source(self.dir, "train", ("audio",))
+    in_file_order = next(pipeline.eval_batches(src, 64))["clip_id"].tolist()
+    self.assertLen(in_file_order, 64)
+    for epoch in (0, 1):
+      got = sum((b["clip_id"].tolist() for b in pipeline.train_batches(
+          src, 8, seed=5, start_step=8 * epoch, num_steps=8 * epoch + 8)), [])
+      perm = pipeline.epoch_permutation(64, 5, epoch)
+      self.assertEqual(got, [in_file_order[k] for k in perm])
+    # A uniform permutation: clip 0 lands anywhere, across seeds.
+    pos = [list(pipeline.epoch_permutation(64, s, 0)).index(0)
+           for s in range(200)]
+    self.assertGreater(len(set(pos)), 40)
+
+  def test_permutation_matches_offsets_and_buffer_mode_still_works(self):
+    src = pipeline.Source(self.dir, "train", ("audio",))
+    n = sum(len(pipeline.record_offsets(f)) for f in src.files)
+    self.assertEqual(n, 64)
+    old = [b["clip_id"].tolist() for b in pipeline.train_batches(
+        src, 8, seed=3, shuffle_buffer=16, num_steps=8)]
+    self.assertLen(set(sum(old, [])), 64)
+
   @parameterized.parameters((1, 8), (2, 4), (3, 5))
   def test_eval_counts_each_clip_once(self, hosts, local_batch):
     ids, nbatches = [], set()

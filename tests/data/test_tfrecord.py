@@ -96,6 +96,18 @@ class TFRecordTest(absltest.TestCase):
                                 r"corrupt TFRecord.*train-00001-of-00002"):
       list(pipeline.train_batches(src, 4, seed=0, num_steps=4))
 
+  def test_corrupt_record_data_named_in_permuted_order(self):
+    tu.write_fake_dataset(self.dir, {"train": 16}, num_shards=2)
+    info = tfrecord.read_info(self.dir)
+    path = tfrecord.split_files(self.dir, info, "train")[0]
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit inside a record's data
+    open(path, "wb").write(bytes(data))
+    src = pipeline.Source(self.dir, "train", ("audio",))
+    with self.assertRaisesRegex(pipeline.DataError,
+                                r"corrupt TFRecord.*train-00000-of-00002"):
+      list(pipeline.train_batches(src, 4, seed=0, num_steps=4))
+
   def test_missing_info_explains(self):
     with self.assertRaisesRegex(FileNotFoundError, "dataset_info.json"):
       tfrecord.read_info(self.dir)
