@@ -226,7 +226,9 @@ def maybe_validate(s: Setup, state, step, evaluator, latest, best, meta, fp,
   writer.write_scalars(step, {f"val/{k}": v for k, v in res.items()})
   key = s.config.eval.best_metric
   meta["history"].append({"step": step, **res})
-  if res[key] > meta["best_metric"]:
+  # ">=": a later epoch that ties the best replaces it, as in the reference
+  # code (`if F >= best_F`).
+  if res[key] >= meta["best_metric"]:
     meta.update(best_metric=res[key], best_step=step)
     checkpointing.save(best, step, state, dict(meta, fingerprint=fp))
   checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
