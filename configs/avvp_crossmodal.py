@@ -20,6 +20,8 @@ epochs). Real LLP after `python -m avjax.prepare llp ...` (the reference
 code's schedule: batch 64, Adam 6e-4 halved every 6 epochs, 40 epochs):
   python -m avjax.main --config=configs/avvp_crossmodal.py:data=llp \
       --config.data.data_dir=DIR --workdir=...
+`data=synthetic_real`: the synthetic set with the real releases' feature
+statistics (`avjax.data.synthetic`, feature_stats="real"), synthetic schedule.
 AVG pretraining rows (`avg_loss=uni|cross|multi`, paper's main rows: uni):
   pretrained     full + AVG encoder pretrained, then frozen (58.4/54.2/50.4/
                  54.4/54.4); one command: pretrain/ then finetune/ stages

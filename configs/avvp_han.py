@@ -9,6 +9,9 @@ self-attention only), audio_only, visual_only. Real LLP after
 `python -m avjax.prepare llp ...`:
   python -m avjax.main --config=configs/avvp_han.py:data=llp \
       --config.data.data_dir=DIR --workdir=...
+`data=synthetic_real`: the synthetic set with the real releases' feature
+statistics (0..255 quantised audio, heavy-tailed non-negative visual and
+motion; `avjax.data.synthetic`), same labels and schedule as `synthetic`.
 """
 
 from configs import common

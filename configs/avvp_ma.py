@@ -10,14 +10,17 @@ Arguments (`:k=v,...`):
     the default, "MA");
   refine: audio | visual | both (which modality's labels are refined);
   tau: contrastive temperature (paper: 0.2; Table 4 sweeps 0.1..0.4);
-  data: synthetic | llp (then --config.data.data_dir=DIR); runlocal;
-  visible: on the synthetic data, every seen event is fully visible and
-    the visual stream less noisy (default True: `VISIBLE`), so the visual
-    track alone tells a seen event from an unseen one, the premise of the
-    track-swapping refinement; False gives HAN's default synthetic data,
-    where the seen part of an audio-dominant event is as faint as a
-    distractor, the stage-1 visual head leans on audio, and the refinement
-    drops many true visual labels (see the issue notes for both tables).
+  data: synthetic | synthetic_real (the same with the real releases'
+    feature statistics, `avjax.data.synthetic`) | llp (then
+    --config.data.data_dir=DIR); runlocal;
+  visible: on the synthetic data (either), every seen event is fully
+    visible and the visual stream less noisy (default True: `VISIBLE`), so
+    the visual track alone tells a seen event from an unseen one, the
+    premise of the track-swapping refinement; False gives HAN's default
+    synthetic data, where the seen part of an audio-dominant event is as
+    faint as a distractor, the stage-1 visual head leans on audio, and the
+    refinement drops many true visual labels (see the issue notes for both
+    tables).
 Evaluation gates each modality with its own video-level probability
 (`eval.gating='modality'`, as the reference code) for every variant, so the
 ablation rows are comparable. Results: DIR/results.json and DIR/results.md
@@ -66,7 +69,7 @@ def get_config(arg=None):
       # Refine another run's finished stage 1 instead of training one.
       "stage1_workdir": ""})
   common.set_data(c, arg.data)
-  if arg.data == "synthetic" and arg.visible:
+  if arg.data in common.SYNTHETIC_NAMES and arg.visible:
     c.data.synthetic.update(VISIBLE)
   if arg.data == "llp":
     c.num_epochs = 12  # per stage (reference code); lr x0.1 every 10 epochs

@@ -70,17 +70,24 @@ def llp_data(data_dir: str = "") -> ml_collections.ConfigDict:
   return data_block("llp", {}, data_dir)
 
 
+# set_data's names; "synthetic_real": the synthetic set with the feature
+# statistics of the real releases (SyntheticConfig.feature_stats="real").
+DATA_NAMES = ("synthetic", "synthetic_real", "llp")
+SYNTHETIC_NAMES = {"synthetic": "unit", "synthetic_real": "real"}
+
+
 def set_data(c: ml_collections.ConfigDict, name: str) -> None:
-  """Sets `c.data` by name; the synthetic default also gets its short
+  """Sets `c.data` by name; the synthetic sets also get their short
   schedule (6 epochs, lr decay after 4). LLP keeps the reference schedule."""
-  if name == "synthetic":
-    c.data = synthetic_data()
+  if name in SYNTHETIC_NAMES:
+    c.data = synthetic_data(feature_stats=SYNTHETIC_NAMES[name])
     c.num_epochs = 6
     c.optim.decay_every_epochs = 4
   elif name == "llp":
     c.data = llp_data()
   else:
-    raise ValueError(f"data={name!r}; valid: 'synthetic', 'llp'")
+    raise ValueError(f"data={name!r}; valid: "
+                     f"{', '.join(repr(n) for n in DATA_NAMES)}")
 
 
 def avvp_net(**overrides) -> ml_collections.ConfigDict:

@@ -124,6 +124,25 @@ class ConfigsTest(absltest.TestCase):
     self.assertEqual(rows[-1]["overrides"], {
         "data.synthetic.visual_gain": 30.0, "seed": 2})
 
+  def test_synthetic_real_data(self):
+    # data=synthetic_real: the synthetic block and schedule of data=synthetic
+    # with feature_stats="real"; data=synthetic keeps the "unit" default.
+    from avjax.data import synthetic  # pylint: disable=g-import-not-at-top
+    for name in ("avvp_han", "avvp_ma", "avvp_crossmodal"):
+      with self.subTest(config=name):
+        mod = importlib.import_module(f"configs.{name}")
+        unit, real = mod.get_config(""), mod.get_config("data=synthetic_real")
+        self.assertEqual(unit.data.synthetic.feature_stats, "unit")
+        self.assertEqual(real.data.synthetic.feature_stats, "real")
+        self.assertEqual(synthetic.SyntheticConfig(**real.data.synthetic),
+                         synthetic.SyntheticConfig(**dict(
+                             unit.data.synthetic, feature_stats="real")))
+        real.data.synthetic.feature_stats = "unit"
+        self.assertEqual(real.to_dict(), unit.to_dict())
+        mod.get_config("runlocal,data=synthetic_real")
+        with self.assertRaisesRegex(ValueError, "'synthetic_real'"):
+          mod.get_config("data=imagenet")
+
   def test_unknown_argument_rejected(self):
     from configs import avvp_han  # pylint: disable=g-import-not-at-top
     with self.assertRaisesRegex(ValueError, "unknown config argument 'fast'"):
