@@ -16,6 +16,7 @@ of batches, so jitted steps see one shape on any device/host count.
 
 import dataclasses
 import math
+import threading
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
@@ -127,7 +128,8 @@ def record_offsets(path: str) -> List[int]:
 
 class _RecordReader:
   """Random access to the records of a list of TFRecord files, with CRCs
-  checked as `tf.data.TFRecordDataset` does (TensorFlow's own reader)."""
+  checked as `tf.data.TFRecordDataset` does (TensorFlow's own reader; one
+  per file and thread, as it is not thread-safe)."""
 
   def __init__(self, files: Sequence[str]):
     from tensorflow.python.lib.io import _pywrap_record_io  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
@@ -135,14 +137,15 @@ class _RecordReader:
     self.files = list(files)
     self.index = [(i, o) for i, f in enumerate(self.files)
                   for o in record_offsets(f)]
-    self._readers = {}
+    self._local = threading.local()
 
   def read(self, k: int) -> bytes:
     i, offset = self.index[k]
-    if i not in self._readers:
-      self._readers[i] = self._open(self.files[i])
+    readers = self._local.__dict__.setdefault("readers", {})
+    if i not in readers:
+      readers[i] = self._open(self.files[i])
     try:
-      return self._readers[i].read(offset)[0]
+      return readers[i].read(offset)[0]
     except Exception as e:  # pylint: disable=broad-except
       raise DataError(f"corrupt TFRecord file(s): {self.files[i]} (record "
                       f"{offset} bytes in: {e}); rebuild it with the same "
@@ -168,24 +171,33 @@ def _permuted_batches(tf, src: Source, local_batch_size: int, seed: int,
     ks = order[offset * local_batch_size:stop * local_batch_size]
     failed = []
 
-    def records(ks=ks, failed=failed):
+    def read_batch(i, ks=ks, failed=failed):
       # An exception raised in here would reach the caller wrapped by
-      # tf.data; keep it and end the stream instead.
-      for k in ks:
-        try:
-          yield reader.read(int(k))
-        except DataError as e:
-          failed.append(e)
-          return
+      # tf.data; it is kept and an empty batch ends the stream instead.
+      try:
+        return np.array([reader.read(int(k)) for k in
+                         ks[i * local_batch_size:(i + 1) * local_batch_size]],
+                        dtype=object)
+      except DataError as e:
+        failed.append(e)
+        return np.array([b""] * local_batch_size, dtype=object)
 
-    ds = tf.data.Dataset.from_generator(
-        records, output_signature=tf.TensorSpec((), tf.string))
-    ds = src._parse(tf, ds, local_batch_size, True).prefetch(2)  # pylint: disable=protected-access
-    for batch in _iterate(tf, ds, src.files):
-      if failed:
-        break
-      yield batch
-      step += 1
+    ds = tf.data.Dataset.range(len(ks) // local_batch_size).map(
+        lambda i: tf.ensure_shape(tf.numpy_function(
+            read_batch, [i], tf.string, stateful=False), [local_batch_size]),
+        num_parallel_calls=2, deterministic=True)
+    ds = ds.map(lambda s: tfrecord.parse_batch(
+        s, src.info, src.split, src.features),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    try:
+      for batch in _iterate(tf, ds.prefetch(2), src.files):
+        if failed:
+          break
+        yield batch
+        step += 1
+    except DataError:
+      if not failed:
+        raise
     if failed:
       raise failed[0]
 
