@@ -64,8 +64,20 @@ def get_config(arg=None):
   c.loss.nce_tau = arg.tau
   c.eval.gating = "modality"
   c.ma = ml_collections.ConfigDict({
-      "refine": refine, "modalities": arg.refine, "checkpoint": "latest",
+      "refine": refine, "modalities": arg.refine,
+      # Which checkpoint of a stage the refinement starts from and each
+      # stage reports: "final" (the reference: last epoch) or "best" (on
+      # validation); both are scored (`avjax.trainers.ma_pipeline`).
+      "checkpoint": "final",
+      # Partner clips: "global" (the reference: uniform over every train
+      # clip with a disjoint label set) or "batch" (drawn inside each
+      # refinement batch of `batch_size` clips; no extra reads).
+      "partners": "global",
       "batch_size": 256, "threshold": 0.5,
+      # Stage 3: a dropped label's target ("zero" as the reference, or
+      # "negative": smoothed like an absent class), and whether an audio
+      # drop also zeroes the global target (the reference's does).
+      "dropped_target": "zero", "global_drops_with_audio": True,
       # Refine another run's finished stage 1 instead of training one.
       "stage1_workdir": ""})
   common.set_data(c, arg.data)

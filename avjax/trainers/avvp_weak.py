@@ -44,6 +44,8 @@ class Setup:
 
 
 LOSS_TYPES = ("han", "han_nce", "crossmodal") + veba.LOSS_TYPES
+# loss.dropped_target -> bce.han_loss(dropped_target=...).
+DROPPED_TARGETS = {"zero": 0.0, "negative": None}
 
 
 def validate_config(config) -> None:
@@ -70,6 +72,8 @@ def validate_config(config) -> None:
       (0.0 <= config.model.dropout < 1.0, "model.dropout", "in [0, 1)"),
       (config.loss.get("type", "han") in LOSS_TYPES, "loss.type",
        f"one of {LOSS_TYPES}"),
+      (config.loss.get("dropped_target", "negative") in DROPPED_TARGETS,
+       "loss.dropped_target", f"one of {tuple(DROPPED_TARGETS)}"),
       (not config.model.get("adversarial", False)
        or config.loss.get("type", "han") == "crossmodal", "loss.type",
        "'crossmodal' when model.adversarial=True (else the discriminator "
@@ -128,7 +132,12 @@ def loss_fn(out, batch, *, loss_cfg, step=None,
   terms weighted by `modality_weight`, plus `adv_weight` times the
   discriminator BCE when the model returns `disc_logits`, its reversal scale
   scheduled by step / total_steps); `use_modality_labels` trains the modality
-  heads on the batch's `audio_labels`/`visual_labels` (MA's refined labels).
+  heads on the batch's `audio_labels`/`visual_labels` (MA's refined labels),
+  a dropped weak label with target `DROPPED_TARGETS[loss_cfg.dropped_target]`
+  ("zero": 0 as MA's reference; "negative", the default: smoothed like an
+  absent class) and, with `global_drops_with_audio`, the global head's
+  target 0 where the audio label was dropped (the reference's stage 3, whose
+  audio target array is the video label array itself).
   "veba"/"veba_shared": `losses.veba` (VEBA's audio/video labels)."""
   if loss_cfg.get("type", "han") in veba.LOSS_TYPES:
     return veba.veba_loss(out, batch, loss_type=loss_cfg.type,
@@ -137,7 +146,12 @@ def loss_fn(out, batch, *, loss_cfg, step=None,
   per_modality = {}
   if loss_cfg.get("use_modality_labels", False):
     per_modality = {"audio_labels": batch["audio_labels"],
-                    "visual_labels": batch["visual_labels"]}
+                    "visual_labels": batch["visual_labels"],
+                    "dropped_target": DROPPED_TARGETS[
+                        loss_cfg.get("dropped_target", "negative")]}
+    if loss_cfg.get("global_drops_with_audio", False):
+      per_modality["global_labels"] = batch["labels"] * (
+          batch["audio_labels"] > 0)
   terms = bce.han_loss(out, batch["labels"],
                        audio_smoothing=loss_cfg.audio_smoothing,
                        visual_smoothing=loss_cfg.visual_smoothing,

@@ -14,6 +14,16 @@ checkpoint):
   stage3/  `avvp_weak` from scratch on refine/dataset with
            `loss.use_modality_labels=True`                -> results.json
 
+Every training stage is scored at its final-epoch checkpoint and at its
+best-on-validation one; `config.ma.checkpoint` ("final", the reference's:
+its steps save/refine/test the last epoch's model; or "best") picks the one
+the refinement starts from and the one each stage reports as `results`
+(both: `results_final`, `results_best`). Stage 3's targets follow the
+reference: a dropped label's target is exactly 0 (`ma.dropped_target`:
+"zero"; "negative" smooths it like an absent class) and, with
+`ma.global_drops_with_audio` (default True), the global head's target of a
+label dropped from the audio track is 0 as well (see `avvp_weak.loss_fn`).
+
 With `config.ma.stage1_workdir` (absolute, or relative to the workdir) the
 pipeline refines the finished stage 1 of another run instead of training
 its own (e.g. Table 3's refine-audio/visual-only rows reuse MA's stage 1;
@@ -79,6 +89,10 @@ def stage_configs(config, data_dir: str
     c.experiment_name = f"{config.experiment_name}_{suffix}"
     c.data.name, c.data.data_dir = f"{config.data.name}_pinned", data_dir
     c.loss.use_modality_labels = modality_labels
+    if modality_labels:
+      c.loss.dropped_target = config.ma.get("dropped_target", "zero")
+      c.loss.global_drops_with_audio = config.ma.get(
+          "global_drops_with_audio", True)
     return c
   return copy(STAGE1, False), copy(STAGE3, True)
 
@@ -104,9 +118,51 @@ def validate(config) -> None:
   if config.ma.modalities not in ma_refine.MODALITIES:
     raise ValueError(f"config.ma.modalities={config.ma.modalities!r}; "
                      f"valid: {ma_refine.MODALITIES}")
-  if config.ma.checkpoint not in ("latest", "best"):
-    raise ValueError(f"config.ma.checkpoint={config.ma.checkpoint!r}; "
-                     "valid: 'latest', 'best'")
+  ma_refine.checkpoint_name(config)
+  if config.ma.get("partners", "global") not in ma_refine.PARTNER_MODES:
+    raise ValueError(f"config.ma.partners={config.ma.partners!r}; "
+                     f"valid: {ma_refine.PARTNER_MODES}")
+  dropped = config.ma.get("dropped_target", "zero")
+  if dropped not in avvp_weak.DROPPED_TARGETS:
+    raise ValueError(f"config.ma.dropped_target={dropped!r}; valid: "
+                     f"{tuple(avvp_weak.DROPPED_TARGETS)}")
+
+
+def report(config, workdir: str, summary: Dict[str, Any],
+           write: bool = True) -> Dict[str, Any]:
+  """A trained stage's summary with both checkpoints scored.
+
+  `summary` is `avvp_weak.train_and_evaluate`'s (it scored the best
+  checkpoint). Adds `results_final`/`step_final` (the last epoch's
+  checkpoint) and `results_best`/`step_best`, and sets `results`, `step` and
+  `checkpoint` to those of `config.ma.checkpoint`. The reported checkpoint
+  is scored last, so the stage's `pred_<split>.npz` are its. With `write`,
+  rewrites `workdir/results.json` (the stage's final output either way).
+  """
+  which = config.ma.get("checkpoint", "final")
+  key = "best" if ma_refine.checkpoint_name(config) == "best" else "final"
+  out = dict(summary)
+  if "results_final" not in out:
+    scored = {"best": summary}
+    scored["final"] = avvp_weak.evaluate_checkpoint(config, workdir, "latest")
+    if key == "best":  # leave the best checkpoint's predictions last
+      scored["best"] = avvp_weak.evaluate_checkpoint(config, workdir, "best")
+    for k, ev in scored.items():
+      out[f"results_{k}"], out[f"step_{k}"] = ev["results"], ev["step"]
+  elif out.get("checkpoint") == which:
+    return out
+  out.update(results=out[f"results_{key}"], step=out[f"step_{key}"],
+             checkpoint=which)
+  if write:
+    writers.write_json(os.path.join(workdir, "results.json"), out)
+  return out
+
+
+def train_stage(config, workdir: str, write: bool = True) -> Dict[str, Any]:
+  """Trains (or reads) one `avvp_weak` stage; see `report`."""
+  return report(config, workdir, maybe_run(
+      workdir, "results.json",
+      lambda: avvp_weak.train_and_evaluate(config, workdir)), write)
 
 
 def run_stages(config, workdir: str) -> Dict[str, Any]:
@@ -121,18 +177,16 @@ def run_stages(config, workdir: str) -> Dict[str, Any]:
         f"config.ma.stage1_workdir={config.ma.stage1_workdir!r}: "
         f"{dirs[STAGE1]} holds no finished stage 1 (results.json); train "
         "that run first")
-  out = {STAGE1: maybe_run(dirs[STAGE1], "results.json",
-                           lambda: avvp_weak.train_and_evaluate(
-                               c1, dirs[STAGE1]))}
+  # Another run's stage 1 is scored here but its results.json is its own.
+  out = {STAGE1: train_stage(c1, dirs[STAGE1], write=(
+      dirs[STAGE1] == os.path.join(workdir, STAGE1)))}
   if not config.ma.refine:
     return out
   out[REFINE] = maybe_run(dirs[REFINE], ma_refine.SUMMARY_FILE,
                           lambda: ma_refine.refine(c1, dirs[STAGE1],
                                                    dirs[REFINE]))
   refined_data(c3, dirs[REFINE])
-  out[STAGE3] = maybe_run(dirs[STAGE3], "results.json",
-                          lambda: avvp_weak.train_and_evaluate(
-                              c3, dirs[STAGE3]))
+  out[STAGE3] = train_stage(c3, dirs[STAGE3])
   return out
 
 
@@ -140,9 +194,9 @@ def comparison_table(config, stages: Dict[str, Any]) -> str:
   """Markdown: the trained stages on every scored split."""
   rows = {}
   for name in (STAGE1, STAGE3):
-    if name in stages:
-      for split, r in stages[name]["results"].items():
-        rows[f"{config.experiment_name} {name} {split}"] = r
+    for key in ("final", "best"):
+      for split, r in stages.get(name, {}).get(f"results_{key}", {}).items():
+        rows[f"{config.experiment_name} {name} {split} ({key})"] = r
   return avvp_f1.to_markdown(rows)
 
 
