@@ -1,5 +1,7 @@
 """Hybrid attention: the fused kernel path equals flax's attention."""
 
+from unittest import mock
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
@@ -49,6 +51,25 @@ class HybridAttentionTest(parameterized.TestCase):
     ours = fused.apply(params, x, ctx, mask, train=True,
                        rngs={"dropout": jax.random.PRNGKey(1)})
     self.assertGreater(float(jnp.abs(ours - got).max()), 1e-3)
+
+  def test_attention_dropout_masks_independent_per_row_and_head(self):
+    # Identical rows (batch elements, and the audio/visual streams that
+    # AVVPNet concatenates into one batch) must get different dropout masks
+    # on the attention weights, as PyTorch's nn.MultiheadAttention draws.
+    # The residual/FFN dropout is switched off (all-ones masks) so only the
+    # attention-weight dropout can make rows differ.
+    layer = attention.HybridAttentionLayer(
+        d_model=8, num_heads=2, d_ff=8, dropout=0.5, cross_attention=False)
+    row = jax.random.normal(jax.random.PRNGKey(0), (1, 6, 8))
+    x = jnp.tile(row, (4, 1, 1))
+    params = layer.init(jax.random.PRNGKey(1), x, x, None, train=False)
+    ones = lambda rng, rate, shapes: ([jnp.ones(s, bool) for s in shapes],
+                                      1.0)
+    with mock.patch.object(attention, "keep_masks", ones):
+      out = np.asarray(layer.apply(params, x, x, None, train=True,
+                                   rngs={"dropout": jax.random.PRNGKey(2)}))
+    for i in range(1, 4):
+      self.assertGreater(np.abs(out[i] - out[0]).max(), 1e-4)
 
   def test_keep_masks_one_draw(self):
     shapes = [(64, 10, 32), (64, 10, 32), (64, 10, 48), (3,)]
