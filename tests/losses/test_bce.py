@@ -29,6 +29,28 @@ class BCETest(absltest.TestCase):
     np.testing.assert_allclose(t["loss"], g + a + v, rtol=1e-5)
     self.assertTrue(np.isfinite(float(t["loss"])))  # clamped at p=0 and 1
 
+  def test_dropped_label_target_is_exactly_zero(self):
+    # MA stage 3 (reference step3_retrain): a weak label the refinement
+    # dropped gets target 0, not the smoothed 0.05 of an absent class.
+    labels = jnp.array([[1.0, 1.0, 0.0]])
+    refined = jnp.array([[1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(
+        bce.modality_target(labels, refined, 0.1, 0.0), [[0.95, 0.0, 0.05]])
+    np.testing.assert_allclose(  # None: the old target, like an absent class
+        bce.modality_target(labels, refined, 0.1), [[0.95, 0.05, 0.05]])
+    out = {k: jnp.array([[0.6, 0.3, 0.2]])
+           for k in ("global_prob", "audio_prob", "visual_prob")}
+    t = bce.han_loss(out, labels, audio_labels=labels, visual_labels=refined,
+                     dropped_target=0.0, global_labels=refined)
+    p = np.array([[0.6, 0.3, 0.2]])
+    np.testing.assert_allclose(t["loss_visual"],
+                               np_bce(p, np.array([[0.95, 0.0, 0.05]])),
+                               rtol=1e-5)
+    np.testing.assert_allclose(t["loss_global"],
+                               np_bce(p, np.asarray(refined)), rtol=1e-5)
+    np.testing.assert_allclose(t["loss_audio"],
+                               np_bce(p, np.asarray(labels)), rtol=1e-5)
+
   def test_weights_ignore_padding(self):
     p = jnp.array([[0.3], [0.9]])
     y = jnp.array([[1.0], [0.0]])

@@ -3,6 +3,7 @@
 import csv
 import os
 import tempfile
+import types
 
 from absl.testing import absltest
 import jax
@@ -58,6 +59,100 @@ class PairingTest(absltest.TestCase):
     other = fn(labels, jax.random.PRNGKey(2), valid)[0]
     self.assertGreater(int(jnp.sum(again != other)), 10)
 
+  def test_draw_partners_uniform_over_the_whole_split(self):
+    # Reference (step2 dataloader): redraw a uniform clip of the whole split
+    # until the label sets are disjoint. Clip 0's only disjoint clips lie
+    # far outside any refinement batch of its neighbours.
+    n = 300
+    labels = np.zeros((n, 4), np.float32)
+    labels[:, 0] = 1
+    labels[:, 1] = np.arange(n) % 2
+    free = [130, 280, 299]
+    labels[free] = [0, 0, 1, 0]
+    labels[7] = [1, 1, 1, 1]  # overlaps every clip: no partner
+    counts = np.zeros(n)
+    for seed in range(600):
+      partner, ok = ma_refine.draw_partners(labels,
+                                            np.random.default_rng(seed))
+      overlap = (labels * labels[partner]).sum(1)
+      self.assertTrue(np.all(overlap[ok] == 0))
+      self.assertFalse(ok[7])
+      self.assertEqual(int(ok.sum()), n - 1)
+      counts[partner[0]] += 1
+    self.assertEqual(set(np.flatnonzero(counts)), set(free))
+    np.testing.assert_allclose(counts[free] / 600, 1 / 3, atol=0.07)
+    # Each clip draws its own partner (not one per label set).
+    partner, _ = ma_refine.draw_partners(labels, np.random.default_rng(0))
+    self.assertGreater(len(set(partner[free])), 1)
+
+  def test_pair_batches_carry_each_clips_partner(self):
+    d = tu.make_tempdir(self)
+    tu.write_fake_dataset(d, {"train": 11, "val": 2, "test": 2},
+                          num_shards=3, lengths=(5, 3))
+    reader = ma_refine.SplitReader(d, "train")
+    ids, labels = reader.labels(chunk=4)
+    clips = list(ma_refine.read_clips(d, "train"))  # file order
+    self.assertEqual(list(ids), [c["id"].encode() for c in clips])
+    np.testing.assert_array_equal(labels, [c["labels"] for c in clips])
+    partner = (np.arange(11) * 5 + 3) % 11
+    ok = np.arange(11) != 4
+    feats = ("audio", "visual", "motion")
+    seen = []
+    nbatches = []
+    for h in range(2):
+      batches = list(ma_refine.pair_batches(reader, feats, partner, ok, 4,
+                                            h, 2))
+      nbatches.append(len(batches))
+      for b in batches:
+        for r in np.flatnonzero(b["_mask"]):
+          i = [c["id"] for c in clips].index(b["clip_id"][r].decode())
+          j = partner[i]
+          seen.append(i)
+          t = len(clips[j]["audio"])
+          np.testing.assert_array_equal(b["partner_audio"][r, :t],
+                                        clips[j]["audio"])
+          np.testing.assert_array_equal(b["partner_visual"][r, :2 * t],
+                                        clips[j]["visual"])
+          self.assertEqual(b["partner_segment_mask"][r].sum(), t)
+          self.assertEqual(
+              bytes(b["partner_id_bytes"][r]).rstrip(b"\0").decode(),
+              clips[j]["id"])
+          self.assertEqual(b["ok"][r], float(ok[i]))
+    self.assertEqual(nbatches, [2, 2])  # the same count on every host
+    self.assertCountEqual(seen, range(11))
+
+  def test_pair_predict_swaps_whole_tracks(self):
+    # A fake model whose audio/visual heads echo their input streams shows
+    # which clip's track each variant saw.
+    def apply_fn(variables, b, train):
+      del variables
+      assert not train
+      m = b["segment_mask"][:, :, None]
+      return {"audio_prob": (b["audio"] * m).sum(1),
+              "visual_prob": (b["motion"] * m).sum(1)}
+    state = types.SimpleNamespace(apply_fn=apply_fn, params={})
+    own = {"audio": jnp.full((2, 3, 1), 1.0),
+           "motion": jnp.full((2, 3, 1), 2.0), "visual": jnp.zeros((2, 6, 1)),
+           "segment_mask": jnp.array([[1, 1, 1], [1, 1, 0]], jnp.float32)}
+    batch = dict(own, labels=jnp.ones((2, 1)), _mask=jnp.ones(2),
+                 clip_id_bytes=jnp.zeros((2, 4), jnp.uint8),
+                 ok=jnp.array([1.0, 0.0]),
+                 partner_id_bytes=jnp.ones((2, 4), jnp.uint8),
+                 partner_audio=jnp.full((2, 3, 1), 10.0),
+                 partner_motion=jnp.full((2, 3, 1), 20.0),
+                 partner_visual=jnp.zeros((2, 6, 1)),
+                 partner_segment_mask=jnp.array([[1, 1, 0], [1, 1, 1]],
+                                                jnp.float32))
+    res = jax.jit(lambda b: ma_refine.pair_predict(state, b))(batch)
+    # Steps valid in both: clip 0 -> 2, clip 1 -> 2 (3 unswapped: 3 and 2).
+    np.testing.assert_allclose(res["audio_prob"][:, :, 0],
+                               [[3, 2, 20], [2, 2, 20]])
+    np.testing.assert_allclose(res["visual_prob"][:, :, 0],
+                               [[6, 40, 4], [4, 40, 4]])
+    np.testing.assert_array_equal(res["ok"], [True, False])
+    np.testing.assert_array_equal(res["partner_id_bytes"],
+                                  batch["partner_id_bytes"])
+
   def test_assemble_swaps_only_named_streams(self):
     x = {"audio": jnp.arange(3.0)[:, None], "visual": 10 + jnp.arange(3.0),
          "segment_mask": jnp.array([[1, 1], [1, 0], [1, 1]], jnp.float32)}
@@ -97,6 +192,52 @@ class RuleTest(absltest.TestCase):
     np.testing.assert_array_equal(kv, pred["labels"])
     with self.assertRaisesRegex(ValueError, "modalities"):
       ma_refine.decide(pred, e, e, "av")
+
+  def test_zero_error_class_is_never_dropped(self):
+    # Reference: p / E with E = 0 is inf (or nan for p = 0), never < 0.5;
+    # avjax used to divide by max(E, 1e-12) and dropped p = 0.
+    pred = {"labels": np.ones((2, 2), np.float32), "ok": np.ones(2, bool),
+            "audio_prob": np.zeros((2, 3, 2)), "visual_prob": np.zeros((2, 3, 2))}
+    e = np.array([0.0, 1.0])
+    ka, kv = ma_refine.decide(pred, e, e)
+    np.testing.assert_array_equal(ka, [[1, 0], [1, 0]])
+    np.testing.assert_array_equal(kv, [[1, 0], [1, 0]])
+
+  def test_decide_matches_reference_values(self):
+    # Hand-made swapped probabilities; expected drops as the reference's
+    # estimate_label gives them (p / E < 0.5 in both heads, E = err / max).
+    labels = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]],
+                      np.float32)
+    orig = np.array([[.9, .2, .1], [.8, .6, .9], [.6, .9, .7], [.9, .9, .2]])
+    e = ma_refine.error_rates(orig, labels)  # errs 1/4, 2/4, 1/4 -> .5 1 .5
+    np.testing.assert_allclose(e, [0.5, 1.0, 0.5])
+    a = np.stack([orig, np.full((4, 3), .9), np.full((4, 3), .9)], 1)
+    v = a.copy()
+    a[:, ma_refine.SWAP_AUDIO] = [[.2, .45, .9], [.24, .9, .1], [.9, .3, .26],
+                                  [.1, .1, .1]]
+    v[:, ma_refine.SWAP_AUDIO] = [[.1, .2, .9], [.1, .9, .1], [.9, .49, .1],
+                                  [.3, .1, .1]]
+    a[3, ma_refine.SWAP_VISUAL] = [.1, .4, .2]
+    v[3, ma_refine.SWAP_VISUAL] = [.2, .3, .3]
+    pred = {"labels": labels, "ok": np.ones(4, bool), "audio_prob": a,
+            "visual_prob": v}
+    ka, kv = ma_refine.decide(pred, e, e)
+    # Dropped where both heads give p / E < .5: p < .25 for classes 0 and 2,
+    # p < .5 for class 1 (the official estimate_label on these values gives
+    # the same keeps).
+    np.testing.assert_array_equal(kv, [[0, 0, 0], [0, 0, 0], [0, 0, 1],
+                                       [1, 0, 0]])
+    np.testing.assert_array_equal(ka, [[1, 1, 0], [1, 0, 1], [0, 1, 1],
+                                       [0, 0, 1]])
+
+  def test_error_rates_without_errors(self):
+    prob = np.array([[0.9, 0.1]])
+    e = ma_refine.error_rates(prob, np.array([[1, 0]]))
+    np.testing.assert_array_equal(e, [0, 0])  # reference: nan, never drops
+    pred = {"labels": np.ones((1, 2)), "ok": np.ones(1, bool),
+            "audio_prob": np.zeros((1, 3, 2)), "visual_prob": np.zeros((1, 3, 2))}
+    ka, kv = ma_refine.decide(pred, e, e)
+    self.assertTrue(ka.all() and kv.all())
 
   def test_drop_quality(self):
     y = np.array([[1, 1, 1, 0]])
@@ -165,6 +306,67 @@ class LossDispatchTest(absltest.TestCase):
                                with_nce["loss_visual"])
 
 
+class Stage3TargetTest(absltest.TestCase):
+
+  def test_stage3_targets_follow_reference(self):
+    # Reference step3_retrain: pv[c] = 0 and pa[c] = 0 for dropped labels
+    # (absent classes keep 0.05 / 0), and pa is the video label array
+    # itself, so an audio drop also zeroes the global target.
+    c = tiny_config("unused", "r")
+    _, c3 = ma_pipeline.stage_configs(c, "unused")
+    self.assertEqual(c3.loss.dropped_target, "zero")
+    p = np.array([[0.6, 0.3, 0.2, 0.7]])
+    out = {k: jnp.asarray(p)
+           for k in ("global_prob", "audio_prob", "visual_prob")}
+    batch = {"labels": jnp.array([[1.0, 1.0, 0.0, 1.0]]),
+             "audio_labels": jnp.array([[1.0, 0.0, 0.0, 1.0]]),
+             "visual_labels": jnp.array([[0.0, 1.0, 0.0, 1.0]])}
+    t = avvp_weak.loss_fn(out, batch, loss_cfg=c3.loss)
+    bce = lambda y: float(np.mean(-(y * np.log(p) + (1 - y) * np.log1p(-p))))
+    np.testing.assert_allclose(t["loss_visual"], bce(
+        np.array([[0.0, 0.95, 0.05, 0.95]])), rtol=1e-5)
+    np.testing.assert_allclose(t["loss_audio"], bce(
+        np.array([[1.0, 0.0, 0.0, 1.0]])), rtol=1e-5)
+    np.testing.assert_allclose(t["loss_global"], bce(
+        np.array([[1.0, 0.0, 0.0, 1.0]])), rtol=1e-5)
+    # The former behaviour, by name.
+    c.ma.dropped_target, c.ma.global_drops_with_audio = "negative", False
+    _, c3 = ma_pipeline.stage_configs(c, "unused")
+    t = avvp_weak.loss_fn(out, batch, loss_cfg=c3.loss)
+    np.testing.assert_allclose(t["loss_visual"], bce(
+        np.array([[0.05, 0.95, 0.05, 0.95]])), rtol=1e-5)
+    np.testing.assert_allclose(t["loss_global"], bce(
+        np.array([[1.0, 1.0, 0.0, 1.0]])), rtol=1e-5)
+    # Stage 1 trains on the weak labels.
+    c1, _ = ma_pipeline.stage_configs(c, "unused")
+    self.assertFalse(c1.loss.use_modality_labels)
+
+  def test_options_validated(self):
+    c = tiny_config("unused")
+    self.assertEqual((c.ma.checkpoint, c.ma.partners), ("final", "global"))
+    ma_pipeline.validate(c)
+    c.ma.checkpoint = "latest"  # the former name of "final"
+    ma_pipeline.validate(c)
+    for key, bad in (("checkpoint", "last"), ("partners", "pool"),
+                     ("dropped_target", "0.05")):
+      c = tiny_config("unused")
+      c.ma[key] = bad
+      with self.assertRaisesRegex(ValueError, f"ma.{key}"):
+        ma_pipeline.validate(c)
+
+  def test_report_picks_the_configured_checkpoint(self):
+    summary = {"results": {"test": 1}, "results_final": {"test": 1},
+               "results_best": {"test": 2}, "step": 8, "step_final": 8,
+               "step_best": 4, "checkpoint": "final"}
+    c = tiny_config("unused")
+    self.assertEqual(ma_pipeline.report(c, "unused", summary, write=False),
+                     summary)
+    c.ma.checkpoint = "best"
+    r = ma_pipeline.report(c, "unused", summary, write=False)
+    self.assertEqual((r["results"], r["step"], r["checkpoint"]),
+                     ({"test": 2}, 4, "best"))
+
+
 class PipelineTest(absltest.TestCase):
   """Tiny model on the fake dataset: all three stages, then a resume."""
 
@@ -199,6 +401,70 @@ class PipelineTest(absltest.TestCase):
     self.assertEqual(ref["num_clips"], 64)
     for m in ("audio", "visual"):
       self.assertBetween(ref[f"quality_{m}"]["precision"], 0.0, 1.0)
+
+  def test_final_checkpoint_refines_and_is_reported(self):
+    # Reference: step 1 saves its last epoch, step 2 refines with it and
+    # step 3 tests its last epoch; the best checkpoints are reported too.
+    for name in ("stage1", "stage3"):
+      st = self.summary["stages"][name]
+      self.assertEqual(st["checkpoint"], "final")
+      self.assertEqual(st["results"], st["results_final"])
+      self.assertIn("test", st["results_best"])
+      self.assertGreaterEqual(st["step_final"], st["step_best"])
+      with open(os.path.join(self.workdir, name, "results.json")) as f:
+        self.assertIn("results_best", f.read())
+    ref = self.summary["stages"]["refine"]
+    self.assertEqual((ref["checkpoint"], ref["partners"]), ("final", "global"))
+    self.assertEqual(ref["step"], self.summary["stages"]["stage1"]["step_final"])
+    self.assertEqual(self.summary["results"],
+                     self.summary["stages"]["stage3"]["results_final"])
+    with open(os.path.join(self.workdir, "results.md")) as f:
+      table = f.read()
+    self.assertIn("stage3 test (final)", table)
+    self.assertIn("stage1 val (best)", table)
+
+  def test_partners_from_the_whole_split_scored_as_assembled(self):
+    ref = os.path.join(self.workdir, "refine")
+    pred = dict(np.load(os.path.join(ref, "swap_predictions.npz")))
+    clips = list(ma_refine.read_clips(self.data, "train"))
+    order = {c["id"]: k for k, c in enumerate(clips)}
+    by_id = {c["id"]: c for c in clips}
+    i = np.array([order[x] for x in pred["ids"]])
+    j = np.array([order[x] for x in pred["partner_ids"]])
+    ok = pred["ok"].astype(bool)
+    self.assertEqual(int(ok.sum()), len(ok) - self.summary["stages"][
+        "refine"]["no_partner"])
+    overlap = (pred["labels"] * np.stack(
+        [by_id[x]["labels"] for x in pred["partner_ids"]])).sum(1)
+    self.assertTrue(np.all(overlap[ok] == 0))
+    # Not confined to a refinement batch (ma.batch_size = 16, file order).
+    self.assertTrue(np.any((i // 16 != j // 16)[ok]))
+    # The stored swap predictions are the stage-1 model's on the assembled
+    # clips (A_i, V_j) and (A_j, V_i).
+    c = tiny_config(self.data)
+    c1, _ = ma_pipeline.stage_configs(c, self.data)
+    s, state, _ = ma_refine.restore_stage1(c1, os.path.join(self.workdir,
+                                                            "stage1"))
+    rows = np.flatnonzero(ok)[:8]
+    tmax = s.info["max_segments"]
+
+    def clip_inputs(cid):
+      x = {}
+      t = len(by_id[cid]["audio"])
+      for sp in s.info["feature_specs"]:
+        v = by_id[cid][sp.name]
+        x[sp.name] = np.pad(v, [(0, tmax * sp.frames_per_segment - len(v))]
+                            + [(0, 0)] * (v.ndim - 1))
+      x["segment_mask"] = (np.arange(tmax) < t).astype(np.float32)
+      return x
+
+    own = [clip_inputs(pred["ids"][r]) for r in rows]
+    other = [clip_inputs(pred["partner_ids"][r]) for r in rows]
+    stack = lambda xs: {k: jnp.asarray(np.stack([x[k] for x in xs]))
+                        for k in xs[0]}
+    res = jax.jit(ma_refine.score_variants)(state, stack(own), stack(other))
+    for k in ("audio_prob", "visual_prob"):
+      np.testing.assert_allclose(res[k], pred[k][rows], atol=1e-5)
 
   def test_refined_dataset_matches_csv_and_keeps_features(self):
     ref = os.path.join(self.workdir, "refine")
