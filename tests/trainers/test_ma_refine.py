@@ -466,6 +466,24 @@ class PipelineTest(absltest.TestCase):
     for k in ("audio_prob", "visual_prob"):
       np.testing.assert_allclose(res[k], pred[k][rows], atol=1e-5)
 
+  def test_batch_partners_option(self):
+    # ma.partners="batch" (avjax's former pairing): partners from the same
+    # refinement batch of ma.batch_size clips in file order.
+    c = tiny_config(self.data)
+    c.ma.partners = "batch"
+    c1, _ = ma_pipeline.stage_configs(c, self.data)
+    out = tempfile.mkdtemp()
+    summary = ma_refine.refine(c1, os.path.join(self.workdir, "stage1"), out)
+    self.assertEqual(summary["partners"], "batch")
+    pred = dict(np.load(os.path.join(out, "swap_predictions.npz")))
+    order = {c["id"]: k for k, c in enumerate(
+        ma_refine.read_clips(self.data, "train"))}
+    i = np.array([order[x] for x in pred["ids"]])
+    j = np.array([order[x] for x in pred["partner_ids"]])
+    ok = pred["ok"].astype(bool)
+    self.assertTrue(ok.any())
+    np.testing.assert_array_equal((i // 16)[ok], (j // 16)[ok])
+
   def test_refined_dataset_matches_csv_and_keeps_features(self):
     ref = os.path.join(self.workdir, "refine")
     with open(os.path.join(ref, "refined_labels.csv")) as f:
