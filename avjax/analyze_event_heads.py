@@ -38,6 +38,7 @@ import numpy as np
 from avjax.data import tfrecord
 from avjax.metrics import event_heads as metrics
 from avjax.models import event_heads as model_lib
+from avjax.utils import cli
 
 
 def define_flags():
@@ -296,4 +297,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

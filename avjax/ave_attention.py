@@ -19,6 +19,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from avjax.utils import cli
+
 
 def define_flags():
   """The command's flags (defined when run, not on import)."""
@@ -152,4 +154,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

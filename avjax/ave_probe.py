@@ -35,6 +35,7 @@ import numpy as np
 from avjax.data import synthetic_ave as sa
 from avjax.losses import cca
 from avjax.metrics import ave as ave_metrics
+from avjax.utils import cli
 
 PAPER_V = 55.3  # Table 1, V (global average pooling), AVE test accuracy %.
 PAPER_ATT_GAIN = 3.3  # Table 1, V-att - V.
@@ -187,4 +188,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

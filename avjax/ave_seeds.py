@@ -28,6 +28,7 @@ from absl import app
 from absl import flags
 
 from avjax.models import ave_fusion
+from avjax.utils import cli
 
 _ROW = re.compile(r"^(early|late|decision)-(\w+)(?: (?!s\d+$)(\S+))?"
                   r"(?: s(\d+))?$")
@@ -171,4 +172,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run(main)

@@ -31,6 +31,7 @@ from avjax.data import pipeline
 from avjax.data import schema
 from avjax.losses import grounding
 from avjax.trainers import avg_pretrain
+from avjax.utils import cli
 from avjax.utils import runtime
 
 
@@ -153,4 +154,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

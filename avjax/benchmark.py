@@ -48,6 +48,7 @@ from avjax.data import tfrecord
 from avjax.evaluators import avvp_f1
 from avjax.trainers import avvp_weak
 from avjax.trainers import train_lib
+from avjax.utils import cli
 from avjax.utils import runtime
 from avjax.utils import sharding
 
@@ -434,4 +435,4 @@ def main(argv, fv=flags.FLAGS) -> int:
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -16,6 +16,7 @@ from typing import Dict, List, Sequence
 from absl import app
 from absl import flags
 
+from avjax.utils import cli
 from avjax.utils import writers
 
 
@@ -91,4 +92,4 @@ def main(argv: Sequence[str]) -> None:
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["workdirs"])
-  app.run(main)
+  cli.run(main)

@@ -34,6 +34,7 @@ import numpy as np
 from avjax.data import classes as classes_lib
 from avjax.data import llp_annotations
 from avjax.metrics import avvp
+from avjax.utils import cli
 
 PRED_KEYS = ("ids", "audio", "visual")
 MISSING_POLICIES = ("empty", "skip", "error")
@@ -152,12 +153,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   fv = flags.FLAGS
-  try:
-    result = score(fv.pred, fv.annotations, fv.split, fv.eval_audio,
-                   fv.eval_visual, fv.missing)
-  except (FileNotFoundError, ValueError) as e:
-    print(f"avjax.score: error: {e}", file=sys.stderr)
-    return 1
+  # FileNotFoundError / ValueError name the file and the expectation; the
+  # boundary (`avjax.utils.cli`) prints them as one line and exits 2.
+  result = score(fv.pred, fv.annotations, fv.split, fv.eval_audio,
+                 fv.eval_visual, fv.missing)
   _log_report(result["report"])
   print(json.dumps(result))
   return 0
@@ -165,4 +164,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

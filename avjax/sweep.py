@@ -43,6 +43,7 @@ from absl import app
 from absl import flags
 import jax
 
+from avjax.utils import cli
 from avjax.utils import runtime
 from avjax.utils import writers
 
@@ -273,4 +274,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  cli.run(main)

@@ -17,6 +17,9 @@ from typing import Dict, List, Tuple
 from absl import app
 from absl import flags
 
+from avjax.utils import cli
+
+
 def define_flags():
   """Command-line flags (defined by the command only, not on import)."""
   flags.DEFINE_string("sweep", None, "Sweep workdir holding table.json.")
@@ -82,4 +85,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

@@ -30,6 +30,7 @@ from avjax.data import datasets
 from avjax.data import tfrecord
 from avjax.evaluators import veba as veba_eval
 from avjax.metrics import avvp
+from avjax.utils import cli
 from avjax.utils import runtime
 
 def define_flags():
@@ -114,4 +115,4 @@ def _dense_labels(data_dir, info, split, ids):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)

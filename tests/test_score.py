@@ -119,8 +119,9 @@ class FixtureTest(absltest.TestCase):
   def test_cli_error_names_expectation(self):
     proc = self.run_cli("--pred", os.path.join(self.dir, "none.npz"),
                         "--annotations", self.dir)
-    self.assertEqual(proc.returncode, 1)
-    self.assertIn("prediction file not found", proc.stderr)
+    self.assertEqual(proc.returncode, 2)
+    self.assertIn("avjax.score: error: prediction file not found", proc.stderr)
+    self.assertNotIn("Traceback", proc.stderr)
     self.assertIn("['ids', 'audio', 'visual']", proc.stderr)
     self.assertEqual(proc.stdout, "")
 

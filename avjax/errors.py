@@ -1,0 +1,25 @@
+"""Errors a user can act on: bad input, configuration or environment.
+
+Every command runs behind `avjax.utils.cli`, which prints such an error as
+one `avjax.<command>: error: <message>` line (no traceback) and exits with
+`EXIT_USER_ERROR`. Raise a `UserError` (or a subclass) with a message that
+names the file, line, field or flag at fault and says how to fix it.
+"""
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+  """An error the user fixes by changing input, configuration or setup."""
+
+
+class AnnotationError(UserError, ValueError):
+  """A bad annotation row (e.g. an unknown or empty class list).
+
+  `avjax.prepare` skips the row's clip and reports it (reason
+  `bad_annotation`), or stops on it with --strict.
+  """
+
+
+class DiskFullError(UserError, OSError):
+  """Not enough space on the disk to write an output (checked up front)."""
