@@ -18,10 +18,16 @@ Clip i of a split (reader order) goes to shard i % n, so the output does not
 depend on --workers. Workers write whole shards (to .tmp, then renamed) and
 record each completed shard; re-running the same command skips the complete
 shards, so an interrupted conversion resumes (after editing feature files,
-pass --overwrite to rewrite everything). A clip whose feature file is
-missing, misshapen or non-finite is skipped with its reason (missing_file,
-wrong_shape, non_finite, invalid); --strict turns that into an error naming
-the file and field. Progress (clips/s) goes to stderr.
+pass --overwrite to rewrite everything; to rebuild a damaged shard, delete
+it and re-run the command). A clip whose feature file is missing, misshapen
+or non-finite, or whose annotation row names an unknown class or none, is
+skipped with its reason (missing_file, wrong_shape, non_finite, invalid,
+bad_annotation) and reported; --strict turns that into an error naming the
+file and field or line, and also refuses annotation irregularities the
+readers otherwise handle by their documented policy (e.g. LLP eval rows with
+onset >= offset or times outside the clip). Progress (clips/s) goes to
+stderr. Errors print one `avjax.prepare: error: ...` line and exit with 2
+(--debug or AVJAX_DEBUG=1: with the traceback).
 
 Readers (`avjax.data.<module>`) provide: name, classes, features (FeatureSpecs),
 splits {split: [keys]} in a fixed order, label_keys {split: keys}, report and
@@ -35,13 +41,16 @@ import importlib
 import json
 import multiprocessing
 import os
+import shlex
 import shutil
 import sys
 import time
 from typing import Dict, List, Optional
 
+from avjax import errors
 from avjax.data import pooled
 from avjax.data import tfrecord
+from avjax.utils import cli
 
 DATASETS = {"llp": "avjax.data.llp", "ave": "avjax.data.ave",
             "veba": "avjax.data.veba",
@@ -49,15 +58,22 @@ DATASETS = {"llp": "avjax.data.llp", "ave": "avjax.data.ave",
             "own": "avjax.data.own_videos"}
 STATE_DIR = ".prepare"
 REPORT_FILE = "prepare_report.json"
-REASONS = ("missing_file", "wrong_shape", "non_finite", "invalid")
+REASONS = ("missing_file", "wrong_shape", "non_finite", "invalid",
+           "bad_annotation")
 
 
-class StrictError(RuntimeError):
+class StrictError(errors.UserError, RuntimeError):
   """A clip that would have been skipped, under --strict."""
+
+
+class OutputInUseError(errors.UserError):
+  """--out holds a conversion of other inputs or options."""
 
 
 def skip_reason(error: Exception) -> str:
   msg = str(error)
+  if isinstance(error, errors.AnnotationError):
+    return "bad_annotation"
   if isinstance(error, FileNotFoundError):
     return "missing_file"
   if "unreadable" in msg:
@@ -162,7 +178,7 @@ def _check_state(out_dir: str, key: str, overwrite: bool) -> None:
     old = "unknown"
   if old not in (None, key):
     if not overwrite:
-      raise SystemExit(
+      raise OutputInUseError(
           f"{out_dir} holds a conversion with other inputs or options; pass "
           "--overwrite to replace it, or choose another --out")
     _clear(out_dir)
@@ -275,8 +291,12 @@ def build_report(dataset, records: List[Dict], seconds: float,
 
 def convert(dataset, out_dir: str, num_shards: int = 16, workers: int = 1,
             strict: bool = False, overwrite: bool = False,
-            progress: bool = True) -> Dict:
-  """Converts every split of `dataset`; returns the report (see module doc)."""
+            progress: bool = True, command: Optional[Dict] = None) -> Dict:
+  """Converts every split of `dataset`; returns the report (see module doc).
+
+  command: {"argv": the command line, "cwd": its folder}, kept in
+  dataset_info.json so that errors reading a shard can say how to rebuild it.
+  """
   os.makedirs(out_dir, exist_ok=True)
   shards = plan(dataset, num_shards)
   _check_state(out_dir, fingerprint(dataset, shards), overwrite)
@@ -303,6 +323,8 @@ def convert(dataset, out_dir: str, num_shards: int = 16, workers: int = 1,
   _write_json(os.path.join(out_dir, REPORT_FILE), report)
   info = merge(dataset, done)
   info["extra"]["prepare"] = {"report": REPORT_FILE, "num_shards": shards}
+  if command:
+    info["extra"]["prepare"]["command"] = command
   _write_json(os.path.join(out_dir, tfrecord.INFO_FILE), info)
   return report
 
@@ -338,6 +360,8 @@ def summary_lines(report: Dict, out_dir: str) -> List[str]:
                    f"e.g. {s['clips'][0]['error']}")
   for key, value in report["annotations"].get("summary", {}).items():
     lines.append(f"  annotations: {key}: {json.dumps(value)}")
+  for warning in report["annotations"].get("warnings", []):
+    lines.append(f"  warning: {warning}")
   lines.append(f"  report: {os.path.join(out_dir, REPORT_FILE)}")
   return lines
 
@@ -361,10 +385,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="processes writing shards in parallel")
     p.add_argument("--strict", action="store_true",
-                   help="stop at the first bad clip instead of skipping it")
+                   help="stop at the first bad clip or annotation row instead "
+                   "of skipping it, and refuse annotation irregularities "
+                   "instead of applying the reader's policy")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a conversion with other inputs in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show the traceback "
+                   "of input errors too (also: AVJAX_DEBUG=1)")
     p.add_argument("--pool_frames", default="", help="comma-separated "
                    "streams to store as per-segment frame means (e.g. "
                    "visual: LLP's [80, 2048] -> [10, 2048]; the same HAN "
@@ -373,23 +401,44 @@ def make_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def main(argv=None) -> int:
+def check_args(args) -> None:
+  if not os.path.exists(args.root):
+    raise FileNotFoundError(f"--root={args.root}: no such folder")
+  if not os.path.isdir(args.root):
+    raise NotADirectoryError(f"--root={args.root} is a file; expected the "
+                             "dataset folder (layout: --help)")
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise NotADirectoryError(f"--out={args.out} is a file; expected a folder "
+                             "(it is created if missing)")
+  for flag in ("num_shards", "workers"):
+    if getattr(args, flag) < 1:
+      raise ValueError(f"--{flag}={getattr(args, flag)}: must be >= 1")
+
+
+def _main(argv: List[str]) -> int:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   args = make_parser().parse_args(argv)
+  check_args(args)
   dataset = importlib.import_module(DATASETS[args.dataset]).from_args(args)
   if args.pool_frames:
     dataset = pooled.PooledFrames(dataset, args.pool_frames.split(","))
-  try:
-    report = convert(dataset, args.out, args.num_shards, args.workers,
-                     args.strict, args.overwrite, not args.quiet)
-  except StrictError as e:
-    sys.stderr.write(f"error: {e}\n")
-    return 2
+  command = {"argv": shlex.join(["python", "-m", "avjax.prepare"] + [
+      a for a in argv if a != "--debug"]), "cwd": os.getcwd()}
+  report = convert(dataset, args.out, args.num_shards, args.workers,
+                   args.strict, args.overwrite, not args.quiet, command)
   sys.stderr.write("\n".join(summary_lines(report, args.out)) + "\n")
   if not sum(report["written"].values()):
-    sys.stderr.write("error: no clip was written; see the reasons above\n")
-    return 1
+    cli.report(PROG, "no clip was written; see the reasons above")
+    return errors.EXIT_USER_ERROR
   return 0
+
+
+PROG = "avjax.prepare"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  """The command; 2 on input errors (printed as one line, see cli)."""
+  return cli.call(_main, sys.argv[1:] if argv is None else argv, PROG)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ class PrepareTest(absltest.TestCase):
   def test_other_inputs_need_overwrite(self):
     ds = llp.LLPDataset(self.root)
     prepare.convert(ds, self.out, num_shards=2, progress=False)
-    with self.assertRaisesRegex(SystemExit, "--overwrite"):
+    with self.assertRaisesRegex(prepare.OutputInUseError, "--overwrite"):
       prepare.convert(ds, self.out, num_shards=3, progress=False)
     prepare.convert(ds, self.out, num_shards=3, overwrite=True, progress=False)
     self.assertLen(shard_bytes(self.out), 8)

@@ -35,7 +35,10 @@ release, e.g. male and female speech) gives clip ids `<VideoID>#<row>`;
 videos in several splits are kept and reported; split rows missing from the
 annotations are dropped; where the split txt and *_order.h5 disagree, the
 order file wins. Files are read as UTF-8 (BOM allowed; Latin-1 fallback,
-reported), CRLF or LF.
+reported), CRLF or LF. An annotation row whose Category is empty or not in
+AVE_categories.txt is reported and its clip skipped (reason bad_annotation).
+--strict refuses such rows, and rows with end <= start or times outside
+[0, 10], before anything is written.
 """
 
 import collections
@@ -44,6 +47,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from avjax import errors
 from avjax.data import schema
 from avjax.data import single_label
 
@@ -71,7 +75,10 @@ POLICY = {
                           "the annotations",
     "features": "a row with NaN/Inf is skipped and reported (an error with "
                 "--strict)",
+    "bad_rows": "a row with an empty or unknown Category: its clip is skipped "
+                "and reported (an error with --strict)",
 }
+STRICT = " [--strict: without it {}]"
 _add = single_label.add_issue
 
 
@@ -83,8 +90,10 @@ def _find(names: Sequence[str], dirs: Sequence[str]) -> Optional[str]:
   return None
 
 
-def read_rows(path: str, report: Dict) -> List[Row]:
-  """Rows of an annotation/split file (`&`-separated; header optional)."""
+def read_rows(path: str, report: Dict,
+              lines: Optional[List[int]] = None) -> List[Row]:
+  """Rows of an annotation/split file (`&`-separated; header optional);
+  `lines` (a list) receives the 1-based line number of each row."""
   try:
     with open(path, encoding="utf-8-sig", newline="") as f:
       text = f.read()
@@ -103,30 +112,57 @@ def read_rows(path: str, report: Dict) -> List[Row]:
                        f"{len(fields)}: {line!r}")
     try:
       rows.append(Row(*fields[:3], int(fields[3]), int(fields[4])))
+      if lines is not None:
+        lines.append(line_no)
     except ValueError:
       raise ValueError(f"{path}:{line_no}: StartTime/EndTime must be integer"
                        f" seconds: {line!r}") from None
   return rows
 
 
-def read_classes(ann_dir: str, rows: Sequence[Row]) -> tuple:
+def read_classes(ann_dir: str, rows: Sequence[Row],
+                 where=lambda i: f"annotation row {i}",
+                 bad: Optional[Dict[int, str]] = None) -> tuple:
+  """Classes + background. A row with an empty or unknown Category raises
+  an AnnotationError naming `where(row)`, or, with `bad` (a dict), is
+  recorded there as {row: error}."""
   path = _find(["AVE_categories.txt", "categories.txt"], [ann_dir])
   if path:
     names = single_label.read_lines(path)
   else:
-    names = list(dict.fromkeys(r.category for r in rows))
+    names = list(dict.fromkeys(r.category for r in rows if r.category))
   for i, r in enumerate(rows):
-    single_label.class_index(names, r.category, f"annotation row {i}")
+    try:
+      if not r.category:
+        raise ValueError(f"{where(i)}: empty Category")
+      single_label.class_index(names, r.category, where(i))
+    except ValueError as e:
+      if bad is None:
+        raise errors.AnnotationError(str(e)) from None
+      bad[i] = str(e)
   return tuple(names) + (BACKGROUND,)
 
 
-def dense_labels(rows: Sequence[Row], classes, report: Dict) -> np.ndarray:
-  """uint8 [N, 10, C]: the event class on [start, end), background elsewhere."""
+def dense_labels(rows: Sequence[Row], classes, report: Dict,
+                 bad=(), strict: bool = False,
+                 where=lambda i: f"annotation row {i}") -> np.ndarray:
+  """uint8 [N, 10, C]: the event class on [start, end), background elsewhere
+  (all background for the rows in `bad`). strict: a row with end <= start or
+  times outside [0, 10] raises a ValueError naming `where(row)`."""
   y = np.zeros((len(rows), NUM_SEGMENTS, len(classes)), np.uint8)
   y[:, :, len(classes) - 1] = 1
   for i, r in enumerate(rows):
+    if i in bad:
+      continue
     start, end = max(r.start, 0), min(r.end, NUM_SEGMENTS)
     example = {"row": i, **r._asdict()}
+    if strict and ((start, end) != (r.start, r.end) or r.end <= r.start):
+      raise ValueError(
+          f"{where(i)}: --strict: StartTime {r.start}, EndTime {r.end}: "
+          + ("an empty event (end <= start), which the default policy "
+             "treats as all background" if r.end <= r.start else
+             f"outside [0, {NUM_SEGMENTS}], which the default policy clips")
+          + "; fix the row, or convert without --strict")
     if r.end <= r.start:
       _add(report["empty_event_rows"], example)
     elif (start, end) != (r.start, r.end):
@@ -210,25 +246,38 @@ def new_report() -> Dict:
   keys = ("empty_event_rows", "clipped_event_rows", "duplicate_video_ids",
           "videos_in_several_splits", "rows_in_no_split",
           "rows_in_several_splits", "split_rows_not_in_annotations",
-          "split_order_mismatch", "labels_h5_mismatch")
+          "split_order_mismatch", "labels_h5_mismatch", "bad_rows")
   return {"files": {}, "policy": POLICY,
           **{k: single_label.new_issue() for k in keys}}
 
 
-def read_annotations(root: str, h5_dirs=None):
-  """(rows, classes, splits, clip ids, dense labels, report) of the dataset."""
+def read_annotations(root: str, h5_dirs=None, strict: bool = False,
+                     bad: Optional[Dict[int, str]] = None):
+  """(rows, classes, splits, clip ids, dense labels, report) of the dataset.
+
+  bad: None (a row with an empty or unknown Category raises) or a dict that
+  receives {row: error} for such rows. strict: also refuse rows with an
+  empty or out-of-range interval (see `dense_labels`).
+  """
   report = new_report()
   path = _find(["AVE_Annotations.txt", "Annotations.txt"], [root])
   if not path:
-    raise FileNotFoundError(f"{root}: no AVE_Annotations.txt")
+    raise FileNotFoundError(
+        f"{root}: no AVE_Annotations.txt (nor Annotations.txt); --root must "
+        "be the AVE folder holding it (layout: `python -m avjax.prepare ave "
+        "--help`)")
   report["files"]["annotations"] = path
-  rows = read_rows(path, report)
-  classes = read_classes(root, rows)
+  lines = []
+  rows = read_rows(path, report, lines)
+  where = lambda i: f"{path}:{lines[i]}"
+  classes = read_classes(root, rows, where, bad)
+  for i in sorted(bad or ()):
+    _add(report["bad_rows"], {"row": i, "line": lines[i], "error": bad[i]})
   h5_dirs = h5_dirs or [os.path.join(root, "h5"), os.path.join(root, "data"),
                         root]
   splits = read_splits(root, h5_dirs, rows, report)
   ids = clip_ids(rows, splits, report)
-  dense = dense_labels(rows, classes, report)
+  dense = dense_labels(rows, classes, report, bad or (), strict, where)
   report.update(num_rows=len(rows), num_classes=len(classes) - 1,
                 num_clips={s: len(v) for s, v in splits.items()})
   return rows, classes, splits, ids, dense, report
@@ -239,7 +288,8 @@ class AVEDataset:
 
   def __init__(self, root: str, h5_dir: Optional[str] = None,
                visual_vec: str = "auto", noisy: str = "auto",
-               labels_source: str = "auto", video_labels: str = "union"):
+               labels_source: str = "auto", video_labels: str = "union",
+               strict: bool = False):
     for arg, v, ok in (("visual_vec", visual_vec, ("auto", "yes", "no")),
                        ("noisy", noisy, ("auto", "yes", "no")),
                        ("labels_source", labels_source,
@@ -250,8 +300,14 @@ class AVEDataset:
     self.name, self.root = "ave", root
     self.h5_dirs = [h5_dir] if h5_dir else [
         os.path.join(root, "h5"), os.path.join(root, "data"), root]
-    (self.rows, self.classes, splits, self.ids, dense,
-     self.report) = read_annotations(root, self.h5_dirs)
+    self.bad = None if strict else {}  # {annotation row: error}
+    try:
+      (self.rows, self.classes, splits, self.ids, dense,
+       self.report) = read_annotations(root, self.h5_dirs, strict, self.bad)
+    except errors.AnnotationError as e:  # only with strict
+      raise errors.AnnotationError(str(e) + STRICT.format(
+          "the row's clip is skipped and reported")) from None
+    self.bad = self.bad or {}
     names = ["audio", "visual_map"]
     if visual_vec == "yes" or (visual_vec == "auto" and _find(
         [FEATURES["visual_vec"][0]], self.h5_dirs)):
@@ -351,6 +407,8 @@ class AVEDataset:
 
   def load(self, split: str, key: int) -> Dict[str, np.ndarray]:
     noisy = split == NOISY
+    if not noisy and key in self.bad:
+      raise errors.AnnotationError(self.bad[key])
     paths = self.noisy_paths if noisy else self.paths
     clip = {"id": self.clip_id(split, key)}
     for name, path in paths.items():
@@ -387,4 +445,5 @@ def add_arguments(parser) -> None:
 
 def from_args(args) -> AVEDataset:
   return AVEDataset(args.root, args.h5_dir, args.visual_vec, args.noisy,
-                    args.labels_source, args.video_labels)
+                    args.labels_source, args.video_labels,
+                    getattr(args, "strict", False))

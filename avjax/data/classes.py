@@ -1,5 +1,7 @@
 """Class vocabularies of the supported datasets (index order matters)."""
 
+import difflib
+
 LLP_CLASSES = (
     "Speech", "Car", "Cheering", "Dog", "Cat", "Frying_(food)",
     "Basketball_bounce", "Fire_alarm", "Chainsaw", "Cello", "Banjo", "Singing",
@@ -15,6 +17,8 @@ def index_of(classes, name: str, where: str = "") -> int:
     return classes.index(name)
   except ValueError:
     loc = f" in {where}" if where else ""
+    near = difflib.get_close_matches(name, list(classes), n=1, cutoff=0.6)
+    hint = f" (did you mean {near[0]!r}?)" if near and name else ""
     raise ValueError(
-        f"unknown class name {name!r}{loc}; expected one of {len(classes)} "
-        f"classes: {', '.join(classes)}") from None
+        f"unknown class name {name!r}{loc}{hint}; expected one of "
+        f"{len(classes)} classes: {', '.join(classes)}") from None

@@ -28,6 +28,13 @@ Every irregularity is counted with examples in `report` (written by
 gives the totals. A clip whose feature file is missing, has the wrong shape or
 holds NaN/Inf raises from `load` (FileNotFoundError / ValueError naming file
 and field); `avjax.prepare` skips and reports it (or stops with --strict).
+So does a clip with a bad annotation row (an unknown or empty class list, in
+its weak-label row or one of its eval rows): `load` raises an AnnotationError
+naming file and line (skip reason `bad_annotation`).
+
+--strict refuses, before anything is written: bad annotation rows, eval rows
+of the converted clips with an empty or out-of-range interval (instead of the
+policy above) and clips listed in several splits (kept in each by default).
 """
 
 import collections
@@ -36,6 +43,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from avjax import errors
 from avjax.data import classes as classes_lib
 from avjax.data import llp_annotations as annotations
 from avjax.data import single_label
@@ -56,6 +64,10 @@ POLICY = {
                            "(video_labels=weak) or the dense union (dense); "
                            "audio_labels/visual_labels = the dense union",
     "duplicate_weak_labels": "deduplicated (multi-hot)",
+    "bad_rows": "a clip with an unknown or empty class in one of its rows is "
+                "skipped and reported (an error with --strict)",
+    "ids_in_several_splits": "kept in every split and reported (an error "
+                             "with --strict)",
     "features": "a clip with a missing, misshapen or non-finite feature "
                 "file is skipped and reported (an error with --strict)",
 }
@@ -80,7 +92,8 @@ class LLPDataset:
                eval_audio: str = "AVVP_eval_audio.csv",
                eval_visual: str = "AVVP_eval_visual.csv",
                features: Sequence[str] = ("audio", "visual", "motion"),
-               splits: Sequence[str] = SPLITS, video_labels: str = "weak"):
+               splits: Sequence[str] = SPLITS, video_labels: str = "weak",
+               strict: bool = False):
     if video_labels not in ("weak", "dense"):
       raise ValueError(f"video_labels must be 'weak' or 'dense', got "
                        f"{video_labels!r}")
@@ -93,18 +106,31 @@ class LLPDataset:
     self.classes = read_classes(adir)
     self.streams = tuple(STREAMS[f] for f in features)
     self.features = tuple(s.spec for s in self.streams)
-    self.video_labels = video_labels
+    single_label.check_stream_folders(root, self.streams)
+    self.video_labels, self.strict = video_labels, strict
     self.ids, self.labels, self.dense = {}, {}, {}
+    self.bad = {}  # {split: {clip index: error of its bad annotation row}}
     self.report = {"annotations_dir": adir, "video_labels": video_labels,
-                   "policy": POLICY}
+                   "policy": POLICY, "warnings": []}
     for split in splits:
-      if split in annotations.DENSE_SPLITS:
-        self._read_dense(split, eval_audio, eval_visual)
-      elif split == "train":
-        self._read_train()
-      else:
-        raise ValueError(f"unknown LLP split {split!r}; have {SPLITS}")
+      try:
+        if split in annotations.DENSE_SPLITS:
+          self._read_dense(split, eval_audio, eval_visual)
+        elif split == "train":
+          self._read_train()
+        else:
+          raise ValueError(f"unknown LLP split {split!r}; have {SPLITS}")
+      except errors.AnnotationError as e:  # only with strict
+        raise errors.AnnotationError(
+            f"{e} [--strict: without it the row's clip is skipped and "
+            "reported]") from None
+      if not self.ids[split]:
+        raise ValueError(f"{self.report[split]['files']['weak']} lists no "
+                         f"clip (only its header): the {split} split would "
+                         "be empty; restore the file or pass --splits "
+                         "without it")
     self._check_ids()
+    self._warn_rows()
     self.report["summary"] = summarize(self.report)
     self.splits = {s: list(range(len(self.ids[s]))) for s in self.ids}
     self.label_keys = {s: ("labels",) if s == "train" else DENSE_KEYS
@@ -118,9 +144,19 @@ class LLPDataset:
     y[[self.classes.index(n) for n in names]] = 1
     return y
 
+  def _bad_rows(self, split: str, rows) -> None:
+    """Marks the clips of bad annotation rows; reports the rows."""
+    index = {f: i for i, f in enumerate(self.ids[split])}
+    bad, issue = self.bad.setdefault(split, {}), single_label.new_issue()
+    for row in rows:
+      bad.setdefault(index[row["filename"]], row["error"])
+      single_label.add_issue(issue, row)
+    self.report[split]["bad_rows"] = issue
+
   def _read_train(self):
     path = os.path.join(self.annotations_dir, annotations.SPLIT_FILES["train"])
-    weak = annotations.read_weak(path, self.classes)
+    bad_rows = None if self.strict else []
+    weak = annotations.read_weak(path, self.classes, bad_rows)
     self.ids["train"] = [f for f, _ in weak]
     self.labels["train"] = np.stack([self._multi_hot(n) for _, n in weak])
     dupes = single_label.new_issue()
@@ -131,21 +167,24 @@ class LLPDataset:
     self.report["train"] = {"split": "train", "num_clips": len(weak),
                             "files": {"weak": path},
                             "duplicate_weak_labels": dupes}
+    self._bad_rows("train", bad_rows or [])
 
   def _read_dense(self, split, eval_audio, eval_visual):
+    bad_rows = None if self.strict else []
     ids, gt_a, gt_v, report = annotations.read_dense(
         self.annotations_dir, split, eval_audio, eval_visual,
-        NUM_SEGMENTS, self.classes)
+        NUM_SEGMENTS, self.classes, bad_rows, self.strict)
     self.ids[split] = ids
-    if self.video_labels == "weak":
+    if self.video_labels == "weak" and ids:
       path = report["files"]["weak"]
       self.labels[split] = np.stack([
           self._multi_hot(n) for _, n in annotations.read_weak(
-              path, self.classes)])
+              path, self.classes, [])])
     else:
       self.labels[split] = (gt_a | gt_v).any(1).astype(np.float32)
     self.dense[split] = (gt_a, gt_v)
     self.report[split] = report
+    self._bad_rows(split, bad_rows or [])
 
   def _check_ids(self):
     """Reports ids in several splits and feature-file stems shared by clips."""
@@ -154,7 +193,9 @@ class LLPDataset:
       for f in ids:
         splits_of[f].append(split)
       if len(set(ids)) != len(ids):
-        raise ValueError(f"LLP split {split!r} lists a filename twice")
+        dupes = [f for f, n in collections.Counter(ids).items() if n > 1]
+        raise ValueError(f"{self.report[split]['files']['weak']} lists "
+                         f"{dupes[:5]} more than once; keep one row per clip")
     several, shared = single_label.new_issue(), single_label.new_issue()
     by_stem = collections.defaultdict(list)
     for f, s in splits_of.items():
@@ -167,12 +208,38 @@ class LLPDataset:
                                         "filenames": names})
     self.report["ids_in_several_splits"] = several
     self.report["clips_sharing_feature_files"] = shared
+    if several["count"]:
+      e = several["examples"][0]
+      text = (f"{several['count']} clip(s) are listed in several splits, e.g. "
+              f"{e['filename']!r} in " + " and ".join(
+                  self.report[s]["files"]["weak"] for s in e["splits"]))
+      if self.strict:
+        raise ValueError(f"--strict: {text}; a clip must be in one split "
+                         "(without --strict it is kept in each and reported)")
+      self.report["warnings"].append(f"{text}: kept in each (see "
+                                     "ids_in_several_splits in the report)")
+
+  def _warn_rows(self) -> None:
+    """Warnings for the eval rows the policy skips or clips."""
+    dense = [s for s in annotations.DENSE_SPLITS if s in self.report]
+    for key, what in (("empty_interval_rows", "have offset <= onset: "
+                       "skipped (no segment)"),
+                      ("clipped_rows", "reach outside [0, 10] s: clipped")):
+      issue = self.report[dense[0]][key] if dense else {"count": 0}
+      if issue["count"]:
+        e = issue["examples"][0]
+        self.report["warnings"].append(
+            f"{issue['count']} eval row(s) {what}, e.g. {e['file']}:"
+            f"{e['line']} ({e['filename']}, onset {e['onset']}, offset "
+            f"{e['offset']}); --strict refuses them")
 
   def clip_id(self, split: str, index: int) -> str:
     return self.ids[split][index]
 
   def load(self, split: str, index: int) -> Dict[str, np.ndarray]:
     filename = self.ids[split][index]
+    if index in self.bad.get(split, {}):
+      raise errors.AnnotationError(self.bad[split][index])
     clip = {"id": filename, **single_label.load_streams(
         self.root, self.streams, feature_id(filename), NUM_SEGMENTS)}
     clip["labels"] = self.labels[split][index]
@@ -204,6 +271,8 @@ def summarize(report: Dict) -> Dict:
       r["weak_dense_mismatch"]["count_if_empty_rows_kept"] for r in dense)
   for key in ("ids_in_several_splits", "clips_sharing_feature_files"):
     out[key] = report[key]["count"]
+  per = {s: report[s]["bad_rows"]["count"] for s in SPLITS if s in report}
+  out["bad_rows"] = dict(per, total=sum(per.values()))
   return out
 
 
@@ -225,4 +294,5 @@ def add_arguments(parser) -> None:
 def from_args(args) -> LLPDataset:
   return LLPDataset(args.root, args.annotations, args.eval_audio,
                     args.eval_visual, args.features.split(","),
-                    args.splits.split(","), args.video_labels)
+                    args.splits.split(","), args.video_labels,
+                    getattr(args, "strict", False))

@@ -26,7 +26,12 @@ crashing or hiding it. Policy:
   classes present in the dense ground truth (`count_if_empty_rows_kept` counts
   the same with the labels of empty-interval rows included).
 * `duplicate_weak_labels`: a class listed twice in one weak-label row.
-* Unknown class names raise a ValueError naming the file, line and name.
+* Unknown class names (and an empty class list) raise an AnnotationError
+  (a ValueError) naming the file, line and name; with `bad_rows` (a list)
+  such rows are recorded there instead (`avjax.data.llp` skips their clips).
+* `strict=True` refuses (ValueError naming file and line) the rows of the
+  split's clips with an empty or out-of-range interval instead of applying
+  the policy above.
 
 Row-level issues are counted over the whole eval files (`count`, `by_file`)
 and over the rows of the split's clips (`count_in_split`); clip-level issues
@@ -40,6 +45,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from avjax import errors
 from avjax.data import classes as classes_lib
 
 NUM_SEGMENTS = 10
@@ -75,7 +81,12 @@ def _read_table(path: str, columns: Sequence[str]) -> Iterator[Tuple[int,
   if not os.path.isfile(path):
     raise FileNotFoundError(f"LLP annotation file not found: {path}")
   with open(path, encoding="utf-8") as f:
-    header = f.readline().rstrip("\r\n").split("\t")
+    first = f.readline()
+    if not first.strip():
+      raise ValueError(f"{path}: empty file; expected a header line with "
+                       f"the tab-separated columns {list(columns)}, then one "
+                       "row per line")
+    header = first.rstrip("\r\n").split("\t")
     missing = [c for c in columns if c not in header]
     if missing:
       raise ValueError(f"{path}:1: header {header} lacks column(s) {missing}; "
@@ -92,22 +103,55 @@ def _read_table(path: str, columns: Sequence[str]) -> Iterator[Tuple[int,
 
 
 def _class_names(text: str, where: str, classes) -> List[str]:
+  """The class names of an `event_labels` field; AnnotationError if empty or
+  unknown."""
+  if not text.strip():
+    raise errors.AnnotationError(f"{where}: empty event_labels; a clip needs "
+                                 "at least one class")
   names = [n.strip() for n in text.split(",")]
   for name in names:
-    classes_lib.index_of(tuple(classes), name, where=where)
+    try:
+      classes_lib.index_of(tuple(classes), name, where=where)
+    except ValueError as e:
+      raise errors.AnnotationError(str(e)) from None
   return names
 
 
-def read_weak(path: str, classes=classes_lib.LLP_CLASSES
+def _bad_row(bad_rows, e, path, line, row):
+  """Records a bad row in `bad_rows`, or raises if that is None."""
+  if bad_rows is None:
+    raise e
+  bad_rows.append({"file": path, "line": line, "filename": row["filename"],
+                   "error": str(e)})
+
+
+def read_weak(path: str, classes=classes_lib.LLP_CLASSES,
+              bad_rows: Optional[List[Dict]] = None
               ) -> List[Tuple[str, List[str]]]:
-  """Reads a weak-label file: [(filename, [class names as listed])]."""
-  return [(row["filename"],
-           _class_names(row["event_labels"], f"{path}:{line}", classes))
-          for line, row in _read_table(path, WEAK_COLUMNS)]
+  """Reads a weak-label file: [(filename, [class names as listed])].
+
+  A row with an unknown or empty class list raises an AnnotationError, or,
+  with `bad_rows` (a list), is appended there as {file, line, filename,
+  error} and returned with no class names.
+  """
+  out = []
+  for line, row in _read_table(path, WEAK_COLUMNS):
+    try:
+      names = _class_names(row["event_labels"], f"{path}:{line}", classes)
+    except errors.AnnotationError as e:
+      _bad_row(bad_rows, e, path, line, row)
+      names = []
+    out.append((row["filename"], names))
+  return out
 
 
-def read_eval(path: str, classes=classes_lib.LLP_CLASSES) -> List[EvalRow]:
-  """Reads an eval file (`AVVP_eval_{audio,visual}.csv`) as published."""
+def read_eval(path: str, classes=classes_lib.LLP_CLASSES,
+              bad_rows: Optional[List[Dict]] = None) -> List[EvalRow]:
+  """Reads an eval file (`AVVP_eval_{audio,visual}.csv`) as published.
+
+  A row with an unknown or empty class raises an AnnotationError, or, with
+  `bad_rows` (a list), is left out and appended there (see `read_weak`).
+  """
   rows = []
   for line, row in _read_table(path, EVAL_COLUMNS):
     where = f"{path}:{line}"
@@ -117,7 +161,14 @@ def read_eval(path: str, classes=classes_lib.LLP_CLASSES) -> List[EvalRow]:
       raise ValueError(f"{where}: onset/offset must be integer seconds, got "
                        f"{row['onset']!r}, {row['offset']!r}") from None
     label = row["event_labels"].strip()
-    classes_lib.index_of(tuple(classes), label, where=where)
+    try:
+      if "," in label:
+        raise errors.AnnotationError(f"{where}: event_labels {label!r} holds "
+                                     "several classes; eval rows have one")
+      _class_names(label, where, classes)
+    except errors.AnnotationError as e:
+      _bad_row(bad_rows, e, path, line, row)
+      continue
     rows.append(EvalRow(os.path.basename(path), line, row["filename"], onset,
                         offset, label))
   return rows
@@ -185,7 +236,15 @@ def _row_issues(row: EvalRow, known, seen, num_segments) -> List[str]:
   return issues
 
 
-def _fill(modality, rows, index, known, report, classes) -> Tuple:
+STRICT_ROW_ISSUES = {
+    "empty_interval_rows": "an empty interval (offset <= onset), which the "
+                           "default policy skips",
+    "clipped_rows": "an interval outside [0, {t}], which the default policy "
+                    "clips"}
+
+
+def _fill(modality, rows, index, known, report, classes,
+          strict: bool = False) -> Tuple:
   """Dense `[N, T, C]` ground truth of one modality; records row issues.
 
   Returns:
@@ -197,7 +256,15 @@ def _fill(modality, rows, index, known, report, classes) -> Tuple:
   seen = set()
   for row in rows:
     i = index.get(row.filename)
-    for key in _row_issues(row, known, seen, num_segments):
+    issues = _row_issues(row, known, seen, num_segments)
+    for key in STRICT_ROW_ISSUES:
+      if strict and i is not None and key in issues:
+        why = STRICT_ROW_ISSUES[key].format(t=num_segments)
+        raise ValueError(
+            f"{report['files'][modality]}:{row.line}: --strict: clip "
+            f"{row.filename!r} has onset {row.onset}, offset {row.offset}: "
+            f"{why}; fix the row, or convert without --strict")
+    for key in issues:
       issue = report[key]
       issue["by_file"][modality] = issue["by_file"].get(modality, 0) + 1
       issue["count_in_split"] += i is not None
@@ -240,7 +307,8 @@ def read_dense(directory: str, split: str,
                eval_audio: str = "AVVP_eval_audio.csv",
                eval_visual: str = "AVVP_eval_visual.csv",
                num_segments: int = NUM_SEGMENTS,
-               classes=classes_lib.LLP_CLASSES):
+               classes=classes_lib.LLP_CLASSES,
+               bad_rows: Optional[List[Dict]] = None, strict: bool = False):
   """Dense per-segment ground truth of the val or test split.
 
   Args:
@@ -250,6 +318,10 @@ def read_dense(directory: str, split: str,
     eval_audio, eval_visual: eval file names (or paths) inside `directory`.
     num_segments: T, segments per clip.
     classes: class names in index order.
+    bad_rows: None (rows with an unknown or empty class list raise an
+      AnnotationError) or a list that collects them (see `read_weak`); rows
+      of other splits' files are not collected.
+    strict: refuse the split's rows with an empty or out-of-range interval.
 
   Returns:
     (ids, gt_audio, gt_visual, report): the split's filenames in file order,
@@ -259,17 +331,19 @@ def read_dense(directory: str, split: str,
   if split not in DENSE_SPLITS:
     raise ValueError(f"split must be one of {DENSE_SPLITS}, got {split!r}")
   classes = tuple(classes)
-  weak = read_weak(os.path.join(directory, SPLIT_FILES[split]), classes)
+  weak_path = os.path.join(directory, SPLIT_FILES[split])
+  weak = read_weak(weak_path, classes, bad_rows)
   ids = [filename for filename, _ in weak]
   dupes = [f for f, n in collections.Counter(ids).items() if n > 1]
   if dupes:
-    raise ValueError(f"{SPLIT_FILES[split]} lists clips more than once: "
-                     f"{dupes[:MAX_EXAMPLES]}")
+    raise ValueError(f"{weak_path} lists clips more than once: "
+                     f"{dupes[:MAX_EXAMPLES]}; keep one row per clip")
   known = list(ids)
   for other in DENSE_SPLITS:
     path = os.path.join(directory, SPLIT_FILES[other])
     if other != split and os.path.isfile(path):
-      known += [filename for filename, _ in read_weak(path, classes)]
+      known += [filename for filename, _ in read_weak(
+          path, classes, None if bad_rows is None else [])]
   known = _Known(known)
   paths = {"audio": os.path.join(directory, eval_audio),
            "visual": os.path.join(directory, eval_visual)}
@@ -277,8 +351,11 @@ def read_dense(directory: str, split: str,
                        {"weak": os.path.join(directory, SPLIT_FILES[split]),
                         **paths})
   index = {f: i for i, f in enumerate(ids)}
-  filled = [_fill(m, read_eval(paths[m], classes), index, known, report,
-                  classes) for m in ("audio", "visual")]
+  eval_bad = None if bad_rows is None else []
+  filled = [_fill(m, read_eval(paths[m], classes, eval_bad), index, known,
+                  report, classes, strict) for m in ("audio", "visual")]
+  if bad_rows is not None:  # only the rows of this split's clips
+    bad_rows += [r for r in eval_bad if r["filename"] in index]
   _clip_issues(report, weak, filled, classes)
   return ids, filled[0][0], filled[1][0], report
 

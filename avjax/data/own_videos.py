@@ -17,8 +17,9 @@ a clip that does not match them is skipped with the reason. Split: the CSV's
 `split` column when present, else --split (default "test"). Labels: `labels`
 = multi-hot of the clip's CSV row. Policy: clips without a CSV row get
 all-zero labels (reported: `unlabeled_clips`); CSV rows without a `.npz`
-are skipped as missing_file; unknown class names raise a ValueError naming
-file and line.
+are skipped as missing_file; a CSV row with an unknown class name is
+reported (`bad_rows`) and its clip skipped (reason bad_annotation; with
+--strict: an error naming file and line).
 """
 
 import collections
@@ -27,6 +28,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from avjax import errors
 from avjax.data import classes as classes_lib
 from avjax.data import schema
 from avjax.data import single_label
@@ -66,7 +68,8 @@ class OwnVideosDataset:
 
   def __init__(self, root: str, labels_csv: Optional[str] = None,
                classes: Optional[str] = None, split: str = "test",
-               frames_per_segment: Optional[int] = None, name: str = "own"):
+               frames_per_segment: Optional[int] = None, name: str = "own",
+               strict: bool = False):
     self.root, self.name = root, name
     if not os.path.isdir(root):
       raise FileNotFoundError(f"clip folder not found: {root}")
@@ -76,10 +79,20 @@ class OwnVideosDataset:
       rows = list(single_label.read_csv(labels_csv, ("id", "labels")))
     self.classes = self._classes(classes, rows)
     self.labels, splits = {}, collections.defaultdict(list)
+    self.bad, bad_rows = {}, single_label.new_issue()
     for line, r in rows:
       names = [n.strip() for n in r["labels"].split(";") if n.strip()]
-      idx = [single_label.class_index(self.classes, n,
-                                      f"{labels_csv}:{line}") for n in names]
+      try:
+        idx = [single_label.class_index(self.classes, n,
+                                        f"{labels_csv}:{line}") for n in names]
+      except ValueError as e:
+        if strict:
+          raise errors.AnnotationError(
+              f"{e} [--strict: without it the clip is skipped and reported]"
+              ) from None
+        single_label.add_issue(bad_rows, {"line": line, **r})
+        self.bad.setdefault(r["id"], str(e))
+        idx = []
       if r["id"] not in self.labels:
         self.labels[r["id"]] = idx
         splits[r.get("split") or split].append(r["id"])
@@ -95,7 +108,8 @@ class OwnVideosDataset:
     self.splits = dict(splits)
     self.label_keys = {s: ("labels",) for s in self.splits}
     self.report = {"num_clips": {s: len(v) for s, v in self.splits.items()},
-                   "unlabeled_clips": unlabeled, "labels_csv": labels_csv,
+                   "unlabeled_clips": unlabeled, "bad_rows": bad_rows,
+                   "labels_csv": labels_csv,
                    "features_from": stems[0] + ".npz"}
     self.extra = {"source": "own_videos", "labels_csv": labels_csv}
 
@@ -117,6 +131,8 @@ class OwnVideosDataset:
 
   def load(self, split: str, key: str) -> Dict[str, np.ndarray]:
     del split
+    if key in self.bad:
+      raise errors.AnnotationError(self.bad[key])
     path = os.path.join(self.root, key + ".npz")
     arrays = _load_npz(path)
     clip = {"id": key}
@@ -141,4 +157,5 @@ def add_arguments(parser) -> None:
 
 def from_args(args) -> OwnVideosDataset:
   return OwnVideosDataset(args.root, args.labels, args.classes, args.split,
-                          args.frames_per_segment, args.name)
+                          args.frames_per_segment, args.name,
+                          getattr(args, "strict", False))

@@ -14,8 +14,10 @@ Layout (`python -m avjax.prepare single_label --root=DIR ...`):
 
 Each clip gets one-hot `labels`. Policy: a row repeating an (id, split)
 already seen is ignored and reported (`duplicate_rows`); an id listed in
-several splits is kept in each and reported (`ids_in_several_splits`); an
-unknown class name raises a ValueError naming file and line.
+several splits is kept in each and reported (`ids_in_several_splits`); a row
+with an unknown or empty class name is reported (`bad_rows`) and its clip
+skipped (reason bad_annotation; with --strict: an error naming file and
+line).
 
 This module also holds the per-clip `.npy` stream layer shared by the folder
 readers (`llp`, `veba`): `Stream`, `parse_streams`, `load_npy`, `read_csv`.
@@ -30,6 +32,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from avjax import errors
 from avjax.data import schema
 
 MAX_EXAMPLES = 10
@@ -139,6 +142,20 @@ def check_finite(x: np.ndarray, where: str, name: str) -> np.ndarray:
   return x
 
 
+def check_stream_folders(root: str, streams: Sequence[Stream]) -> None:
+  """Refuses a stream folder (or a folder above it) that is a file: every
+  clip would be skipped as missing_file."""
+  for s in streams:
+    parts = os.path.normpath(s.folder).split(os.sep)
+    for k in range(1, len(parts) + 1):
+      path = os.path.join(root, *parts[:k])
+      if os.path.exists(path) and not os.path.isdir(path):
+        raise errors.UserError(
+            f"{path} is a file, where feature {s.spec.name!r} needs a folder: "
+            f"expected {os.path.join(root, s.folder, '<id>.npy')} (see "
+            "`python -m avjax.prepare <dataset> --help` for the layout)")
+
+
 def load_streams(root: str, streams: Sequence[Stream], stem: str,
                  num_segments: Optional[int] = None) -> Dict[str, np.ndarray]:
   return {s.spec.name: load_npy(os.path.join(root, s.folder, stem + ".npy"),
@@ -199,7 +216,8 @@ class SingleLabelDataset:
 
   def __init__(self, root: str, csv_path: Optional[str] = None,
                classes_path: Optional[str] = None,
-               streams: Optional[str] = None, name: str = "single_label"):
+               streams: Optional[str] = None, name: str = "single_label",
+               strict: bool = False):
     self.root, self.name = root, name
     csv_path = csv_path or os.path.join(root, "clips.csv")
     rows = list(read_csv(csv_path, ("id", "label", "split")))
@@ -207,16 +225,32 @@ class SingleLabelDataset:
     if os.path.isfile(classes_path):
       self.classes = tuple(read_lines(classes_path))
     else:
-      self.classes = tuple(sorted({r["label"] for _, r in rows}))
+      self.classes = tuple(sorted({r["label"] for _, r in rows
+                                   if r["label"]}))
     self.streams = resolve_streams(root, streams)
     self.features = tuple(s.spec for s in self.streams)
+    check_stream_folders(root, self.streams)
     self.splits: Dict[str, List[Tuple[str, int]]] = collections.defaultdict(
         list)
     self.report = {"csv": csv_path, "duplicate_rows": new_issue(),
-                   "ids_in_several_splits": new_issue()}
+                   "ids_in_several_splits": new_issue(),
+                   "bad_rows": new_issue()}
+    self.bad = {}  # {(id, label index -1): error}
     seen, splits_of = set(), collections.defaultdict(set)
     for line, r in rows:
-      label = class_index(self.classes, r["label"], f"{csv_path}:{line}")
+      where = f"{csv_path}:{line}"
+      try:
+        if not r["label"]:
+          raise ValueError(f"{where}: empty label")
+        label = class_index(self.classes, r["label"], where)
+      except ValueError as e:
+        if strict:
+          raise errors.AnnotationError(
+              f"{e} [--strict: without it the clip is skipped and reported]"
+              ) from None
+        add_issue(self.report["bad_rows"], {"line": line, **r})
+        label = -1
+        self.bad[(r["id"], label)] = str(e)
       if (r["id"], r["split"]) in seen:
         add_issue(self.report["duplicate_rows"], {"line": line, **r})
         continue
@@ -239,6 +273,8 @@ class SingleLabelDataset:
   def load(self, split: str, key) -> Dict[str, np.ndarray]:
     del split
     cid, label = key
+    if key in self.bad:
+      raise errors.AnnotationError(self.bad[key])
     clip = {"id": cid, **load_streams(self.root, self.streams, cid)}
     clip["labels"] = np.eye(len(self.classes), dtype=np.float32)[label]
     return clip
@@ -276,4 +312,4 @@ def add_arguments(parser) -> None:
 
 def from_args(args) -> SingleLabelDataset:
   return SingleLabelDataset(args.root, args.csv, args.classes, args.streams,
-                            args.name)
+                            args.name, getattr(args, "strict", False))

@@ -31,8 +31,11 @@ not in a dense split are ignored (`events_unknown_clip`,
 `events_not_dense_split`); events with offset <= onset are skipped
 (`empty_events`); an event class missing from the clip's weak labels of that
 modality is kept (`events_not_in_weak`); a repeated clip_id keeps the first
-row (`duplicate_clips`). Unknown class names and modalities raise a
-ValueError naming file and line.
+row (`duplicate_clips`). A clips.csv row with an unknown class name, or an
+events.csv row with an unknown class, modality or non-integer time, is
+reported (`bad_rows`) and the clip skipped (reason bad_annotation).
+--strict refuses those rows, and events with offset <= onset or times
+outside the clip, instead (an error naming file and line).
 """
 
 import collections
@@ -43,13 +46,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from avjax import errors
 from avjax.data import single_label
 
 DENSE_SPLITS = ("test",)
 _add = single_label.add_issue
 ISSUES = ("visible_not_audible", "events_unknown_clip",
           "events_not_dense_split", "empty_events", "events_not_in_weak",
-          "duplicate_clips")
+          "duplicate_clips", "bad_rows")
+STRICT = " [--strict: without it the clip is skipped and reported]"
 
 
 @dataclasses.dataclass
@@ -72,18 +77,25 @@ class VebaDataset:
   """Reader of the layout above."""
 
   def __init__(self, root: str, dense_splits: Sequence[str] = DENSE_SPLITS,
-               streams: Optional[str] = None, name: str = "veba"):
-    self.root, self.name = root, name
-    self.classes = tuple(single_label.read_lines(
-        os.path.join(root, "classes.txt")))
+               streams: Optional[str] = None, name: str = "veba",
+               strict: bool = False):
+    self.root, self.name, self.strict = root, name, strict
+    path = os.path.join(root, "classes.txt")
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path} not found: the layout needs the class "
+                              "list (see `python -m avjax.prepare veba "
+                              "--help`)")
+    self.classes = tuple(single_label.read_lines(path))
     self.streams = single_label.resolve_streams(root, streams)
     self.features = tuple(s.spec for s in self.streams)
+    single_label.check_stream_folders(root, self.streams)
     self.report = {k: single_label.new_issue() for k in ISSUES}
     self.report["policy"] = {
         "visible_not_audible": "kept as visual label", "events_unknown_clip":
         "ignored", "events_not_dense_split": "ignored", "empty_events":
         "skipped", "events_not_in_weak": "kept", "duplicate_clips":
-        "first row kept"}
+        "first row kept", "bad_rows": "the clip is skipped"}
+    self.bad = {}  # {clip_id: error of its first bad row}
     self.clips, splits = {}, collections.defaultdict(list)
     path = os.path.join(root, "clips.csv")
     for line, r in single_label.read_csv(
@@ -95,8 +107,12 @@ class VebaDataset:
         continue
       if not cid or "/" in cid or cid.startswith("."):
         raise ValueError(f"{where}: clip_id {cid!r} is not a file name")
-      audible = set(_names(r["audible"], self.classes, where))
-      visible = set(_names(r["visible"], self.classes, where))
+      try:
+        audible = set(_names(r["audible"], self.classes, where))
+        visible = set(_names(r["visible"], self.classes, where))
+      except ValueError as e:
+        self._bad_row(cid, str(e), {"line": line, **r}, "clips.csv")
+        audible, visible = set(), set()
       if visible - audible:
         _add(self.report["visible_not_audible"], {"line": line, "clip_id": cid,
                                                   "labels": sorted(
@@ -115,6 +131,12 @@ class VebaDataset:
     self.extra = {"source": name, "dense_splits": list(self.dense_splits),
                   "streams": [s.to_json() for s in self.streams]}
 
+  def _bad_row(self, cid: str, error: str, example: Dict, file: str) -> None:
+    if self.strict:
+      raise errors.AnnotationError(error + STRICT)
+    single_label.add_issue(self.report["bad_rows"], dict(example, file=file))
+    self.bad.setdefault(cid, error)
+
   def _read_events(self) -> Dict[str, List[Tuple[int, int, int, int]]]:
     """{clip_id: [(modality 0|1, onset, offset, class)]} of dense clips."""
     events = collections.defaultdict(list)
@@ -124,17 +146,33 @@ class VebaDataset:
     for line, r in single_label.read_csv(
         path, ("clip_id", "label", "modality", "onset", "offset")):
       where = f"{path}:{line}"
-      c = single_label.class_index(self.classes, r["label"], where)
-      if r["modality"] not in ("a", "v"):
-        raise ValueError(f"{where}: modality must be 'a' or 'v', got "
-                         f"{r['modality']!r}")
-      try:
-        onset, offset = int(r["onset"]), int(r["offset"])
-      except ValueError:
-        raise ValueError(f"{where}: onset/offset must be integer seconds"
-                         ) from None
       example = {"line": line, **r}
       clip = self.clips.get(r["clip_id"])
+      try:
+        c = single_label.class_index(self.classes, r["label"], where)
+        if r["modality"] not in ("a", "v"):
+          raise ValueError(f"{where}: modality must be 'a' or 'v', got "
+                           f"{r['modality']!r}")
+        try:
+          onset, offset = int(r["onset"]), int(r["offset"])
+        except ValueError:
+          raise ValueError(f"{where}: onset/offset must be integer seconds, "
+                           f"got {r['onset']!r}, {r['offset']!r}") from None
+      except ValueError as e:
+        if clip is None or clip[0] not in self.dense_splits:
+          if self.strict:
+            raise errors.AnnotationError(str(e) + STRICT) from None
+          continue  # ignored anyway (policy)
+        self._bad_row(r["clip_id"], str(e), example, "events.csv")
+        continue
+      if self.strict and clip is not None and clip[0] in self.dense_splits and (
+          offset <= onset or onset < 0):
+        raise ValueError(f"{where}: --strict: event of {r['clip_id']!r} with "
+                         f"onset {onset}, offset {offset}: "
+                         + ("empty (offset <= onset), which the default "
+                            "policy skips" if offset <= onset else
+                            "starts before 0, which the default policy clips")
+                         + "; fix the row, or convert without --strict")
       if clip is None:
         _add(self.report["events_unknown_clip"], example)
       elif clip[0] not in self.dense_splits:
@@ -145,7 +183,7 @@ class VebaDataset:
         m = "av".index(r["modality"])
         if c not in clip[1 + m]:
           _add(self.report["events_not_in_weak"], example)
-        events[r["clip_id"]].append((m, onset, offset, c))
+        events[r["clip_id"]].append((m, onset, offset, c, line))
     return events
 
   def clip_id(self, split: str, key: str) -> str:
@@ -153,6 +191,8 @@ class VebaDataset:
     return key
 
   def load(self, split: str, key: str) -> Dict[str, np.ndarray]:
+    if key in self.bad:
+      raise errors.AnnotationError(self.bad[key])
     _, audible, visible = self.clips[key]
     clip = {"id": key, **single_label.load_streams(
         self.root, self.streams, key)}
@@ -166,7 +206,12 @@ class VebaDataset:
       spec = self.streams[0].spec
       t = len(clip[spec.name]) // spec.frames_per_segment
       seg = np.zeros((2, t, c), np.uint8)
-      for m, onset, offset, k in self.events.get(key, ()):
+      for m, onset, offset, k, line in self.events.get(key, ()):
+        if self.strict and offset > t:
+          raise errors.AnnotationError(
+              f"{os.path.join(self.root, 'events.csv')}:{line}: --strict: "
+              f"event of {key!r} ends at {offset} s, after the clip's {t} "
+              "segments (the default policy clips it)")
         seg[m, max(onset, 0):min(offset, t), k] = 1
       clip["seg_audio"], clip["seg_visual"] = seg[0], seg[1]
     return clip
@@ -207,4 +252,5 @@ def add_arguments(parser) -> None:
 
 
 def from_args(args) -> VebaDataset:
-  return VebaDataset(args.root, args.dense_splits.split(","), args.streams)
+  return VebaDataset(args.root, args.dense_splits.split(","), args.streams,
+                     strict=getattr(args, "strict", False))

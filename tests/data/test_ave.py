@@ -178,7 +178,7 @@ class AVERealAnnotationsTest(absltest.TestCase):
         "duplicate_video_ids": 45, "videos_in_several_splits": 18,
         "rows_in_no_split": 0, "rows_in_several_splits": 0,
         "split_rows_not_in_annotations": 0, "split_order_mismatch": 0,
-        "labels_h5_mismatch": 0})
+        "labels_h5_mismatch": 0, "bad_rows": 0})
     self.assertEqual(report["empty_event_rows"]["examples"][0]["video_id"],
                      "VWi2ENBuTbw")
 

@@ -6,6 +6,7 @@ import os
 from absl.testing import absltest
 import numpy as np
 
+from avjax import errors
 from avjax import prepare
 from avjax.data import schema
 from avjax.data import single_label
@@ -96,7 +97,7 @@ class VebaTest(absltest.TestCase):
     self.assertEqual(ds.report["summary"], {
         "visible_not_audible": 1, "events_unknown_clip": 1,
         "events_not_dense_split": 1, "empty_events": 1,
-        "events_not_in_weak": 1, "duplicate_clips": 1})
+        "events_not_in_weak": 1, "duplicate_clips": 1, "bad_rows": 0})
     clip = ds.load("test", self.clips[3].clip_id)
     self.assertEqual(clip["seg_visual"][:, 3].tolist(), [0] * 3 + [1] * 2 +
                      [0] * 5)
@@ -104,9 +105,14 @@ class VebaTest(absltest.TestCase):
   def test_unknown_class_names_line(self):
     with open(os.path.join(self.root, "clips.csv"), "a") as f:
       f.write("Yx1,train,Barking,\n")
+    ds = veba.VebaDataset(self.root)  # default: the clip is skipped
+    self.assertEqual(ds.report["summary"]["bad_rows"], 1)
+    with self.assertRaisesRegex(errors.AnnotationError,
+                                r"clips.csv:7: unknown class 'Barking'"):
+      ds.load("train", "Yx1")
     with self.assertRaisesRegex(ValueError, r"clips.csv:7: unknown class "
-                                "'Barking'"):
-      veba.VebaDataset(self.root)
+                                "'Barking'.*--strict"):
+      veba.VebaDataset(self.root, strict=True)
 
   def test_default_streams_are_llp_layout(self):
     os.remove(os.path.join(self.root, "features.json"))
