@@ -21,6 +21,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from avjax import errors
 from avjax.data import tfrecord
 
 
@@ -60,6 +61,11 @@ class Source:
         files, counts, self.process_index, self.process_count)
     self.num_clips = self.info["splits"][self.split]["num_clips"]
 
+  @property
+  def rebuild(self) -> str:
+    """How to rebuild a damaged shard (for error messages)."""
+    return rebuild_hint(self.data_dir, self.info)
+
   def steps_per_epoch(self, local_batch_size: int) -> int:
     steps = min(self.host_counts) // local_batch_size
     if steps < 1:
@@ -76,8 +82,30 @@ class Source:
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-class DataError(RuntimeError):
+class DataError(errors.UserError, RuntimeError):
   """Raised for unreadable or invalid input records; names files and clips."""
+
+
+def rebuild_hint(data_dir: str, info: Dict) -> str:
+  """How to rewrite a damaged shard of the dataset in `data_dir`."""
+  extra = info.get("extra", {})
+  command = extra.get("prepare", {}).get("command")
+  if command:
+    return ("To rebuild it, delete the damaged file and run the command that "
+            f"wrote the dataset again (from {command['cwd']}): "
+            f"{command['argv']} -- it rewrites only missing or incomplete "
+            "shards.")
+  if "prepare" in extra:
+    return ("To rebuild it, delete the damaged file and run the `python -m "
+            f"avjax.prepare` command that wrote {data_dir} again: it rewrites "
+            "only missing or incomplete shards.")
+  return (f"To rebuild it, delete {data_dir}: a built-in synthetic dataset "
+          "is written again by the next run (otherwise rewrite it the way it "
+          "was made).")
+
+
+def _corrupt(path: str, detail: str, hint: str) -> str:
+  return f"corrupt TFRecord file(s): {path} ({detail}). {hint}".rstrip()
 
 
 def _find_corrupt(tf, files: Sequence[str]) -> List[str]:
@@ -91,13 +119,14 @@ def _find_corrupt(tf, files: Sequence[str]) -> List[str]:
   return bad
 
 
-def _iterate(tf, ds, files: Sequence[str]):
+def _iterate(tf, ds, files: Sequence[str], hint: str = ""):
   """as_numpy_iterator with errors that name the offending files/clips."""
   try:
     yield from ds.as_numpy_iterator()
   except tf.errors.DataLossError as e:
     bad = _find_corrupt(tf, files) or list(files)
-    raise DataError("corrupt TFRecord file(s): " + "; ".join(bad)) from e
+    raise DataError(f"corrupt TFRecord file(s): {'; '.join(bad)}. {hint}"
+                    .rstrip()) from e
   except tf.errors.InvalidArgumentError as e:
     msg = e.message.replace("\\'", "'")
     if "assertion failed:" in msg:
@@ -105,7 +134,7 @@ def _iterate(tf, ds, files: Sequence[str]):
     raise DataError(f"invalid record in {', '.join(files)}: {msg}") from e
 
 
-def record_offsets(path: str) -> List[int]:
+def record_offsets(path: str, hint: str = "") -> List[int]:
   """Byte offsets of every record of a TFRecord file (framing only: the
   CRCs are checked when the records are read)."""
   offsets, pos = [], 0
@@ -114,13 +143,14 @@ def record_offsets(path: str) -> List[int]:
     while pos < size:
       f.seek(pos)
       head = f.read(8)
+      where = f"clip {len(offsets)} of the file, at byte {pos}"
       if len(head) < 8:
-        raise DataError(f"corrupt TFRecord file(s): {path} (truncated record "
-                        f"header at byte {pos})")
+        raise DataError(_corrupt(path, f"{where}: truncated record header",
+                                 hint))
       n = int.from_bytes(head, "little")
       if pos + 16 + n > size:
-        raise DataError(f"corrupt TFRecord file(s): {path} (record at byte "
-                        f"{pos} declares {n} bytes, past the end of the file)")
+        raise DataError(_corrupt(path, f"{where}: the record declares {n} "
+                                 "bytes, past the end of the file", hint))
       offsets.append(pos)
       pos += 16 + n
   return offsets
@@ -131,25 +161,24 @@ class _RecordReader:
   checked as `tf.data.TFRecordDataset` does (TensorFlow's own reader; one
   per file and thread, as it is not thread-safe)."""
 
-  def __init__(self, files: Sequence[str]):
+  def __init__(self, files: Sequence[str], hint: str = ""):
     from tensorflow.python.lib.io import _pywrap_record_io  # pylint: disable=g-import-not-at-top,g-direct-tensorflow-import
     self._open = _pywrap_record_io.RandomRecordReader
-    self.files = list(files)
-    self.index = [(i, o) for i, f in enumerate(self.files)
-                  for o in record_offsets(f)]
+    self.files, self.hint = list(files), hint
+    self.index = [(i, j, o) for i, f in enumerate(self.files)
+                  for j, o in enumerate(record_offsets(f, hint))]
     self._local = threading.local()
 
   def read(self, k: int) -> bytes:
-    i, offset = self.index[k]
+    i, j, offset = self.index[k]
     readers = self._local.__dict__.setdefault("readers", {})
     if i not in readers:
       readers[i] = self._open(self.files[i])
     try:
       return readers[i].read(offset)[0]
     except Exception as e:  # pylint: disable=broad-except
-      raise DataError(f"corrupt TFRecord file(s): {self.files[i]} (record "
-                      f"{offset} bytes in: {e}); rebuild it with the same "
-                      "`python -m avjax.prepare` command") from e
+      raise DataError(_corrupt(self.files[i], f"clip {j} of the file, at "
+                               f"byte {offset}: {e}", self.hint)) from e
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -161,7 +190,7 @@ def _permuted_batches(tf, src: Source, local_batch_size: int, seed: int,
                       start_step: int, num_steps: Optional[int]):
   """train_batches with each epoch a full permutation of the host's clips."""
   spe = src.steps_per_epoch(local_batch_size)
-  reader = _RecordReader(src.files)
+  reader = _RecordReader(src.files, src.rebuild)
   n = len(reader.index)
   step = start_step
   while num_steps is None or step < num_steps:
@@ -190,7 +219,7 @@ def _permuted_batches(tf, src: Source, local_batch_size: int, seed: int,
         s, src.info, src.split, src.features),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     try:
-      for batch in _iterate(tf, ds.prefetch(2), src.files):
+      for batch in _iterate(tf, ds.prefetch(2), src.files, src.rebuild):
         if failed:
           break
         yield batch
@@ -232,7 +261,7 @@ def train_batches(src: Source, local_batch_size: int, seed: int,
         np.random.default_rng([seed, epoch, 1]).integers(2**31)))
     ds = ds.take(spe * local_batch_size).skip(offset * local_batch_size)
     ds = src._parse(tf, ds, local_batch_size, True).prefetch(2)  # pylint: disable=protected-access
-    for batch in _iterate(tf, ds, files):
+    for batch in _iterate(tf, ds, files, src.rebuild):
       yield batch
       step += 1
       if num_steps is not None and step >= num_steps:
@@ -261,7 +290,7 @@ def eval_batches(src: Source, local_batch_size: int
   ds = tf.data.TFRecordDataset(src.files)
   ds = src._parse(tf, ds, local_batch_size, False).prefetch(2)  # pylint: disable=protected-access
   n, template = 0, None
-  for batch in _iterate(tf, ds, src.files):
+  for batch in _iterate(tf, ds, src.files, src.rebuild):
     template = batch
     n += 1
     yield _pad(batch, local_batch_size)
