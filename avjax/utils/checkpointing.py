@@ -6,17 +6,23 @@ Layout in a workdir:
 Each `meta` holds the step, bookkeeping (best metric so far, epoch) and the
 run's fingerprint (model/data fields and parameter shapes), which is checked
 before a restore so a workdir of a different model is refused clearly.
+A save first checks that the disk has room for it (`check_free_space`): a
+full disk stops the run with a DiskFullError before anything is written, so
+the previous checkpoints stay complete and the run resumes from them.
 """
 
 import os
+import shutil
 from typing import Any, Dict, Optional, Tuple
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from avjax import errors
 
-class CheckpointMismatchError(ValueError):
+
+class CheckpointMismatchError(errors.UserError, ValueError):
   """The workdir holds a checkpoint of a different model or data shape."""
 
 
@@ -29,8 +35,43 @@ def manager(directory: str, keep: int, async_save: bool = True
                                item_names=("state", "meta"))
 
 
+MARGIN_BYTES = 4 << 20
+
+
+def check_free_space(mgr: ocp.CheckpointManager, step: int,
+                     state: Any) -> None:
+  """Raises DiskFullError if the disk of `mgr` lacks room for `state`.
+
+  Local paths only; the need is the state's array bytes (what Orbax writes,
+  uncompressed) plus a small margin.
+  """
+  directory = str(mgr.directory)
+  if "://" in directory:
+    return
+  need = sum(int(getattr(x, "nbytes", 0)) for x in jax.tree.leaves(state))
+  path = directory
+  while not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  try:
+    usage = shutil.disk_usage(path)
+  except OSError:
+    return
+  if usage.total and usage.free < need + MARGIN_BYTES:
+    last = mgr.latest_step()
+    mib = lambda b: f"{b / 2**20:.1f} MiB"
+    raise errors.DiskFullError(
+        f"no space left for the checkpoint of step {step} in {directory}: "
+        f"it needs about {mib(need + MARGIN_BYTES)}, the disk has "
+        f"{mib(usage.free)} free. Nothing was written; free some space (or "
+        "use another --workdir) and run the same command again: training "
+        "resumes from its last complete checkpoint" + (
+            f" ({directory} holds step {last})." if last is not None else
+            " (none yet: from the start)."))
+
+
 def save(mgr: ocp.CheckpointManager, step: int, state: Any,
          meta: Dict[str, Any]) -> None:
+  check_free_space(mgr, step, state)
   mgr.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
            force=True)
@@ -64,8 +105,10 @@ def check_fingerprint(stored: Dict[str, Any], current: Dict[str, Any],
   if diffs:
     raise CheckpointMismatchError(
         f"the checkpoint in {path} was made by a different model or data "
-        "configuration:\n" + "\n".join(diffs) + "\nUse another --workdir, or "
-        "pass --config.restart=True to discard it and start from scratch.")
+        "configuration:\n" + "\n".join(diffs) + "\nPass the --config it was "
+        "trained with (its settings are in the workdir's config.json), use "
+        "another --workdir, or, to train, pass --config.restart=True to "
+        "discard it and start from scratch.")
 
 
 def restore(mgr: ocp.CheckpointManager, step: Optional[int],
