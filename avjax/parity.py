@@ -40,7 +40,8 @@ interrupted avjax seed resumes from its checkpoint; an interrupted official
 seed restarts). WORKDIR/setup.json pins the data, protocol and config: a
 rerun with other values stops (use another --workdir). Every difference the
 harness can see between the avjax config and the official HAN is listed in
-the report.
+the report. `avjax.parity_ma` runs the same harness (these functions) on
+MA's three-step pipeline.
 """
 
 import importlib
@@ -53,7 +54,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -140,16 +141,18 @@ def _get(config, dotted: str):
   return config
 
 
-def config_differences(config) -> List[str]:
-  """avjax config fields that differ from the official HAN setup."""
+def config_differences(config, official: Optional[Dict[str, Any]] = None,
+                       name: str = "official HAN") -> List[str]:
+  """avjax config fields that differ from the official setup `official`
+  (default: the official HAN, `OFFICIAL_HAN`)."""
   out = []
-  for key, want in OFFICIAL_HAN.items():
+  for key, want in (OFFICIAL_HAN if official is None else official).items():
     have = _get(config, key)
     if have is None and key in ("model.init_scheme", "model.avg_layers",
                                 "model.init_from"):
       continue  # older configs: the field does not exist (default)
     if have != want:
-      out.append(f"config.{key}={have!r} (official HAN: {want!r})")
+      out.append(f"config.{key}={have!r} ({name}: {want!r})")
   return out
 
 
@@ -286,27 +289,46 @@ def official_command(python: str, official_dir: str, run_dir: str,
           "--"] + official_args(proto, seed)
 
 
-def parse_official_log(text: str) -> Dict[str, List[Dict[str, float]]]:
+def _keys(entry) -> Tuple[str, ...]:
+  return (entry,) if isinstance(entry, str) else tuple(entry)
+
+
+def type_prefix(printed=PRINTED) -> str:
+  """The printed line holding seg Type@AV (one per evaluation)."""
+  return next(prefix for keys, prefix in printed
+              if "seg_type" in _keys(keys))
+
+
+def parse_official_log(text: str, printed=PRINTED
+                       ) -> Dict[str, List[Dict[str, float]]]:
   """{phase: [the ten scores of each evaluation printed in it]}.
 
-  Phases are marked by the runner (`#### parity phase: NAME`); output
-  before any mark counts as `train`.
+  `printed`: the evaluation printout, in order, as (key, line prefix) or
+  ((keys...), line prefix) for a line with several values (the official MA
+  code's `Audio \t seg \t event`). Phases are marked by the runner
+  (`#### parity phase: NAME`); output before any mark counts as `train`.
   """
-  out, phase, block = {}, "train", {}
+  out, phase, block, pos = {}, "train", {}, 0
   for line in text.splitlines():
     line = line.strip()
     if line.startswith(PHASE_MARK):
-      phase, block = line[len(PHASE_MARK):].strip(), {}
+      phase, block, pos = line[len(PHASE_MARK):].strip(), {}, 0
       continue
-    for key, prefix in PRINTED:
+    for i, (keys, prefix) in enumerate(printed):
       if line.startswith(prefix):
-        if key != PRINTED[len(block)][0]:
+        if i != pos:
           raise ValueError(f"unexpected score line {line!r} after "
                            f"{list(block)} (phase {phase})")
-        block[key] = float(line[len(prefix):].strip())
-        if key == PRINTED[-1][0]:
+        values = line[len(prefix):].split()
+        keys = _keys(keys)
+        if len(values) != len(keys):
+          raise ValueError(f"score line {line!r}: expected {len(keys)} "
+                           f"values ({', '.join(keys)})")
+        block.update(zip(keys, map(float, values)))
+        pos += 1
+        if pos == len(printed):
           out.setdefault(phase, []).append(block)
-          block = {}
+          block, pos = {}, 0
         break
   return out
 
@@ -344,26 +366,38 @@ def best_epoch_official(returned: Sequence[float]) -> int:
 
 
 def collect_official(run_dir: str, proto: Dict[str, Any], seed: int,
-                     wall_s: Optional[float] = None) -> Dict[str, Any]:
-  """The result of a finished official run from its log and records."""
+                     wall_s: Optional[float] = None, printed_format=PRINTED,
+                     train_tests: int = 0, what: str = "official"
+                     ) -> Dict[str, Any]:
+  """The result of a finished official run from its log and records.
+
+  The train phase prints one validation evaluation per epoch, then
+  `train_tests` test evaluations (the official MA step 3 tests its last
+  model: `test_in_train`).
+  """
   with open(os.path.join(run_dir, "official.log")) as f:
-    printed = parse_official_log(f.read())
+    printed = parse_official_log(f.read(), printed_format)
   exact = _read_jsonl(os.path.join(run_dir, "metrics_exact.jsonl"))
   res = {"side": "official", "seed": seed, "protocol": proto}
   for phase, key in (("train", "val"), ("test_best", "test_best"),
                      ("test_final", "test_final")):
     p = printed.get(phase, [])
     e = [x for x in exact if x.get("phase") == phase]
-    res[key] = _merge_exact(p, e, f"official seed {seed} {phase}")
-  if len(res["val"]) != proto["epochs"]:
-    raise RuntimeError(f"official seed {seed}: {len(res['val'])} validation "
-                       f"evaluations in the log, expected {proto['epochs']}")
+    res[key] = _merge_exact(p, e, f"{what} seed {seed} {phase}")
+  if len(res["val"]) != proto["epochs"] + train_tests:
+    raise RuntimeError(f"{what} seed {seed}: {len(res['val'])} train-phase "
+                       f"evaluations in the log, expected {proto['epochs']}"
+                       + (f" + {train_tests}" if train_tests else ""))
+  if train_tests:
+    res["test_in_train"] = res["val"][proto["epochs"]:]
+    res["val"] = res["val"][:proto["epochs"]]
   for key in ("test_best", "test_final"):
     if len(res[key]) != 1:
       raise RuntimeError(f"official seed {seed}: {len(res[key])} {key} "
                          "evaluations in the log, expected 1")
     res[key] = res[key][0]
-  returned = [x["returned"] for x in exact if x.get("phase") == "train"]
+  returned = [x["returned"] for x in exact if x.get("phase") == "train"
+              ][:proto["epochs"]]
   if len(returned) != len(res["val"]):
     returned = [v["seg_type"] for v in res["val"]]
   res["best_epoch"] = best_epoch_official(returned)
@@ -381,25 +415,32 @@ def collect_official(run_dir: str, proto: Dict[str, Any], seed: int,
   return res
 
 
-def run_official(seed: int, ctx: Dict[str, Any]) -> Dict[str, Any]:
-  run = os.path.join(ctx["workdir"], "official", f"seed_{seed}")
-  done = os.path.join(run, RESULT)
-  if os.path.exists(done):
-    with open(done) as f:
+def cached(path: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+  """The JSON at `path` if it exists, else fn()'s result written there."""
+  if os.path.exists(path):
+    with open(path) as f:
       return json.load(f)
-  shutil.rmtree(run, ignore_errors=True)
-  os.makedirs(run)
-  proto = ctx["protocol"]
-  cmd = official_command(ctx["python"], ctx["official_dir"], run, proto, seed)
+  res = fn()
+  write_json(path, res)
+  return res
+
+
+def launch(cmd: Sequence[str], cwd: str, run: str, what: str,
+           epochs: int = 0, printed=PRINTED) -> float:
+  """Runs an official command in `cwd`: stdout to run/official.log (with
+  progress lines: seg Type@AV of every evaluation), stderr to
+  run/official.err, the command to run/command.txt. Raises on failure;
+  returns the wall time (s)."""
   with open(os.path.join(run, "command.txt"), "w") as f:
-    f.write(f"cd {ctx['export_dir']} && " + " ".join(cmd) + "\n")
-  log("official seed %d: %d epochs (log: %s)", seed, proto["epochs"],
+    f.write(f"cd {cwd} && " + " ".join(cmd) + "\n")
+  log("%s: %s(log: %s)", what, f"{epochs} epochs " if epochs else "",
       os.path.join(run, "official.log"))
+  prefix = type_prefix(printed)
   t0 = time.time()
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   with open(os.path.join(run, "official.log"), "w") as out, open(
       os.path.join(run, "official.err"), "w") as err:
-    proc = subprocess.Popen(cmd, cwd=ctx["export_dir"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE,
                             stderr=err, text=True, env=env)
     phase, epoch = "train", 0
     for line in proc.stdout:
@@ -407,26 +448,44 @@ def run_official(seed: int, ctx: Dict[str, Any]) -> Dict[str, Any]:
       out.flush()
       if line.startswith(PHASE_MARK):
         phase = line[len(PHASE_MARK):].strip()
-      elif line.startswith(PRINTED[3][1]):  # seg Type@AV: one per eval
-        value = line[len(PRINTED[3][1]):].strip()
-        if phase == "train":
+      elif line.strip().startswith(prefix):  # seg Type@AV: one per eval
+        value = line.strip()[len(prefix):].strip()
+        if phase == "train" and epoch < epochs:
           epoch += 1
           dt = time.time() - t0
-          log("official seed %d: epoch %d/%d val seg_type=%s (%.0f s, ETA "
-              "%.0f s)", seed, epoch, proto["epochs"], value, dt,
-              dt / epoch * (proto["epochs"] - epoch))
+          log("%s: epoch %d/%d val seg_type=%s (%.0f s, ETA %.0f s)", what,
+              epoch, epochs, value, dt, dt / epoch * (epochs - epoch))
         else:
-          log("official seed %d: %s seg_type=%s", seed, phase, value)
+          log("%s: %s seg_type=%s", what, phase if phase != "train" else
+              "test (in train)", value)
     rc = proc.wait()
   wall = time.time() - t0
   if rc:
     with open(os.path.join(run, "official.err")) as f:
       tail = "".join(f.readlines()[-20:])
-    raise RuntimeError(f"official seed {seed} failed (exit {rc}); command in "
+    raise RuntimeError(f"{what} failed (exit {rc}); command in "
                        f"{run}/command.txt; stderr ends:\n{tail}")
-  res = collect_official(run, proto, seed, wall)
-  _write_json(done, res)
-  return res
+  return wall
+
+
+def fresh_dir(path: str) -> str:
+  shutil.rmtree(path, ignore_errors=True)
+  os.makedirs(path)
+  return path
+
+
+def run_official(seed: int, ctx: Dict[str, Any]) -> Dict[str, Any]:
+  run = os.path.join(ctx["workdir"], "official", f"seed_{seed}")
+  proto = ctx["protocol"]
+
+  def go():
+    fresh_dir(run)
+    cmd = official_command(ctx["python"], ctx["official_dir"], run, proto,
+                           seed)
+    wall = launch(cmd, ctx["export_dir"], run, f"official seed {seed}",
+                  proto["epochs"])
+    return collect_official(run, proto, seed, wall)
+  return cached(os.path.join(run, RESULT), go)
 
 
 # ---------------------------------------------------------------- avjax
@@ -551,7 +610,7 @@ def summarize(results: Dict[str, Dict[int, Dict[str, Any]]]
   return out
 
 
-def _cell(m: Dict[str, Any], digits: int = 1) -> str:
+def cell(m: Dict[str, Any], digits: int = 1) -> str:
   if m["mean"] is None:
     return "-"
   sd = f" ± {m['sd']:.{digits}f}" if m["sd"] is not None else ""
@@ -565,61 +624,62 @@ def _diff(row) -> str:
   return f"{row['diff']:+.1f}{se}"
 
 
-def markdown(summary: Dict[str, Any], info: Dict[str, Any]) -> str:
-  """parity.md from `summarize`'s output and the run description `info`."""
-  lines = ["# HAN parity: avjax vs the official code "
-           "(YapengTian/AVVP-ECCV20)", ""]
-  p = info.get("protocol", {})
-  lines += [f"- data: {info.get('data', '?')}",
-            f"- protocol: {p.get('epochs')} epochs, batch {p.get('batch_size')}"
-            f", Adam lr {p.get('lr')}, x{p.get('gamma')} every "
-            f"{p.get('step_size')} epochs",
-            f"- seeds: official {summary['seeds']['official']}, avjax "
-            f"{summary['seeds']['avjax']}",
-            f"- official: {info.get('official') or '-'}",
-            f"- avjax config: {info.get('config') or '-'}", ""]
-  base = info.get("no_event_test")
-  for which, title in WHICH.items():
-    lines += [f"## {title[0].upper() + title[1:]} (mean ± sd over seeds)", "",
+def protocol_text(p: Dict[str, Any]) -> str:
+  return (f"{p.get('epochs')} epochs, batch {p.get('batch_size')}, Adam lr "
+          f"{p.get('lr')}, x{p.get('gamma')} every {p.get('step_size')} "
+          "epochs")
+
+
+def test_table_lines(summary: Dict[str, Any], base=None,
+                     title: str = "") -> List[str]:
+  """The best-on-val and final-epoch test tables (`title` goes before the
+  heading's text, e.g. "Stage 1, "); `base`: the no-event scores column."""
+  lines = []
+  for which, text in WHICH.items():
+    text = title + text if title else text[0].upper() + text[1:]
+    lines += [f"## {text} (mean ± sd over seeds)", "",
               "| metric | official | avjax | avjax - official |" + (
                   " no event predicted |" if base else ""),
               "|---|---|---|---|" + ("---|" if base else "")]
     for k, row in summary[which].items():
-      lines.append(f"| {k} | {_cell(row['official'])} | "
-                   f"{_cell(row['avjax'])} | {_diff(row)} |" + (
+      lines.append(f"| {k} | {cell(row['official'])} | "
+                   f"{cell(row['avjax'])} | {_diff(row)} |" + (
                        f" {base[k]:.1f} |" if base else ""))
     lines.append("")
-  if base:
-    lines += ["(no event predicted: the test scores of an all-negative "
-              "prediction, what a model that has not learned to fire "
-              "scores.)", ""]
-  v = summary["val"]
-  best = [_cell(v[s]["best_val_seg_type"]) for s in SIDES]
-  lines += ["## Validation", "", "| | official | avjax |", "|---|---|---|",
-            f"| best val seg Type@AV | {best[0]} | {best[1]} |",
-            "| best epoch by seed | " + " | ".join(
-                ", ".join(f"s{k}: {e}" for k, e in v[s]["best_epoch"].items())
-                or "-" for s in SIDES) + " |", ""]
-  w = summary["wall_s"]
-  lines += ["## Wall time per seed (s, mean ± sd)", "",
-            "| stage | official | avjax |", "|---|---|---|"]
-  order = ("train", "test_best", "test_final", "total")
-  for stage in sorted({k for s in SIDES for k in w[s]}, key=lambda k: (
-      order.index(k) if k in order else len(order), k)):
-    lines.append(f"| {stage} | " + " | ".join(
-        _cell(w[s].get(stage, mean_sd([])), 0) for s in SIDES) + " |")
-  lines += ["", "official: train = main_avvp.py --mode train (with its "
-            "per-epoch validation); test_best / test_final = its --mode test "
-            "runs. avjax: train = train_and_evaluate (compilation, per-epoch "
-            "validation, val+test scoring of best); test_final = scoring "
-            "`latest` on test."]
-  if info.get("prep_s"):
-    lines.append("Once per workdir: " + ", ".join(
-        f"{k} {v:.0f} s" for k, v in info["prep_s"].items()) + ".")
+  return lines
 
-  lines += ["", "## Validation curves (mean over seeds)", ""]
-  if info.get("plot"):
-    lines += [f"![curves]({info['plot']})", ""]
+
+def validation_lines(summary: Dict[str, Any], title: str = "Validation"
+                     ) -> List[str]:
+  v = summary["val"]
+  best = [cell(v[s]["best_val_seg_type"]) for s in SIDES]
+  return [f"## {title}", "", "| | official | avjax |", "|---|---|---|",
+          f"| best val seg Type@AV | {best[0]} | {best[1]} |",
+          "| best epoch by seed | " + " | ".join(
+              ", ".join(f"s{k}: {e}" for k, e in v[s]["best_epoch"].items())
+              or "-" for s in SIDES) + " |", ""]
+
+
+WALL_ORDER = ("train", "test_best", "test_final", "total")
+
+
+def wall_rows(wall: Dict[str, Dict[str, Any]], prefix: str = "",
+              order: Sequence[str] = WALL_ORDER) -> List[str]:
+  """Table rows `| prefix+stage | official | avjax |` of summarize()'s
+  wall_s."""
+  return [f"| {prefix}{stage} | " + " | ".join(
+      cell(wall[s].get(stage, mean_sd([])), 0) for s in SIDES) + " |"
+          for stage in sorted({k for s in SIDES for k in wall[s]},
+                              key=lambda k: (order.index(k) if k in order
+                                             else len(order), k))]
+
+
+def curve_lines(summary: Dict[str, Any], plot: Optional[str] = None,
+                title: str = "Validation curves (mean over seeds)"
+                ) -> List[str]:
+  lines = [f"## {title}", ""]
+  if plot:
+    lines += [f"![curves]({plot})", ""]
   lines += ["| epoch | official seg_type | avjax seg_type | official seg_v "
             "| avjax seg_v |", "|---|---|---|---|---|"]
   c = summary["curves"]
@@ -629,16 +689,65 @@ def markdown(summary: Dict[str, Any], info: Dict[str, Any]) -> str:
     for key in ("seg_type", "seg_v"):
       for s in SIDES:
         vals = [x[e][key] for x in c[s].values() if len(x) > e]
-        cells.append(_cell(mean_sd(vals)))
+        cells.append(cell(mean_sd(vals)))
     lines.append(f"| {e + 1} | {cells[0]} | {cells[1]} | {cells[2]} | "
                  f"{cells[3]} |")
+  return lines
+
+
+def difference_lines(info: Dict[str, Any], name: str = "official HAN"
+                     ) -> List[str]:
   diffs = info.get("config_differences", [])
-  lines += ["", "## Differences", "",
-            "avjax config vs the official HAN: " + (
-                "none" if not diffs else "")]
+  lines = ["## Differences", "",
+           f"avjax config vs the {name}: " + ("none" if not diffs else "")]
   lines += [f"- {d}" for d in diffs]
-  lines += ["", "Training loops:"] + [f"- {d}" for d in info.get(
-      "loop_differences", [])]
+  loops = info.get("loop_differences", [])
+  if isinstance(loops, dict):  # {heading: notes}
+    for heading, notes in loops.items():
+      lines += ["", f"{heading}:"] + [f"- {d}" for d in notes]
+  else:
+    lines += ["", "Training loops:"] + [f"- {d}" for d in loops]
+  return lines
+
+
+def prep_line(info: Dict[str, Any]) -> List[str]:
+  if not info.get("prep_s"):
+    return []
+  return ["Once per workdir: " + ", ".join(
+      f"{k} {v:.0f} s" for k, v in info["prep_s"].items()) + "."]
+
+
+NO_EVENT_NOTE = ("(no event predicted: the test scores of an all-negative "
+                 "prediction, what a model that has not learned to fire "
+                 "scores.)")
+
+
+def markdown(summary: Dict[str, Any], info: Dict[str, Any]) -> str:
+  """parity.md from `summarize`'s output and the run description `info`."""
+  lines = ["# HAN parity: avjax vs the official code "
+           "(YapengTian/AVVP-ECCV20)", ""]
+  lines += [f"- data: {info.get('data', '?')}",
+            f"- protocol: {protocol_text(info.get('protocol', {}))}",
+            f"- seeds: official {summary['seeds']['official']}, avjax "
+            f"{summary['seeds']['avjax']}",
+            f"- official: {info.get('official') or '-'}",
+            f"- avjax config: {info.get('config') or '-'}", ""]
+  base = info.get("no_event_test")
+  lines += test_table_lines(summary, base)
+  if base:
+    lines += [NO_EVENT_NOTE, ""]
+  lines += validation_lines(summary)
+  lines += ["## Wall time per seed (s, mean ± sd)", "",
+            "| stage | official | avjax |", "|---|---|---|"]
+  lines += wall_rows(summary["wall_s"])
+  lines += ["", "official: train = main_avvp.py --mode train (with its "
+            "per-epoch validation); test_best / test_final = its --mode test "
+            "runs. avjax: train = train_and_evaluate (compilation, per-epoch "
+            "validation, val+test scoring of best); test_final = scoring "
+            "`latest` on test."]
+  lines += prep_line(info)
+  lines += [""] + curve_lines(summary, info.get("plot"))
+  lines += [""] + difference_lines(info)
   return "\n".join(lines) + "\n"
 
 
@@ -679,7 +788,7 @@ def write_report(workdir: str, results, info: Dict[str, Any]
     info = dict(info, plot="parity_curves.png")
   with open(os.path.join(workdir, "parity.md"), "w") as f:
     f.write(markdown(summary, info))
-  _write_json(os.path.join(workdir, "parity.json"),
+  write_json(os.path.join(workdir, "parity.json"),
               {"info": info, "summary": summary,
                "runs": {s: {str(k): v for k, v in r.items()}
                         for s, r in results.items()}})
@@ -689,7 +798,7 @@ def write_report(workdir: str, results, info: Dict[str, Any]
 # ---------------------------------------------------------------- driver
 
 
-def _write_json(path: str, obj) -> None:
+def write_json(path: str, obj) -> None:
   with open(path + ".tmp", "w") as f:
     json.dump(obj, f, indent=1, sort_keys=True)
   os.replace(path + ".tmp", path)
@@ -708,7 +817,7 @@ def check_setup(workdir: str, setup: Dict[str, Any]) -> None:
                        f" (see {path}); use another --workdir")
     return
   os.makedirs(workdir, exist_ok=True)
-  _write_json(path, setup)
+  write_json(path, setup)
 
 
 def _config_dict(config) -> Dict[str, Any]:
@@ -772,10 +881,15 @@ def no_event_scores(root: str, split: str) -> Dict[str, float]:
   return {k: res[k] for k in KEYS}
 
 
-def run(config, workdir: str, seeds: Sequence[int], sides: Sequence[str],
-        official_dir: Optional[str] = None, python: Optional[str] = None,
-        export_only: bool = False) -> Optional[Dict[str, Any]]:
-  """The whole harness (see the module doc); returns the summary."""
+def start(config, workdir: str, sides: Sequence[str],
+          official_dir: Optional[str], python: Optional[str],
+          export_only: bool,
+          check_official: Callable[[Optional[str]], str] = check_official_dir
+          ) -> Dict[str, Any]:
+  """Checks the setup (before any work), pins it, exports the data (and
+  converts it for avjax); returns the run context: workdir, config,
+  protocol, official_dir/python (official side), export_dir, avjax_data,
+  data (`prepare_data`'s) and prep (the once-per-workdir times)."""
   unknown = [s for s in sides if s not in SIDES]
   if unknown:
     raise SetupError(f"--sides: unknown {unknown}; valid: {list(SIDES)}")
@@ -783,74 +897,111 @@ def run(config, workdir: str, seeds: Sequence[int], sides: Sequence[str],
   ctx = {"workdir": os.path.abspath(workdir), "config": config,
          "protocol": proto}
   if "official" in sides and not export_only:  # fail before any work
-    ctx["official_dir"] = check_official_dir(official_dir)
+    ctx["official_dir"] = check_official(official_dir)
     ctx["python"] = find_python(python)
   check_setup(ctx["workdir"], {"data": json.loads(json.dumps(
       config.data.to_dict(), default=str)), "protocol": proto,
                                "config": _config_dict(config)})
   data = prepare_data(config, ctx["workdir"], "avjax" in sides and
                       not export_only)
-  ctx.update(export_dir=data["export_dir"], avjax_data=data["avjax_data"])
+  ctx.update(export_dir=data["export_dir"], avjax_data=data["avjax_data"],
+             data=data)
   prep_path = os.path.join(ctx["workdir"], "prep_times.json")
   prep = {}
   if os.path.exists(prep_path):
     with open(prep_path) as f:
       prep = json.load(f)
   prep.update(data["times"])
-  _write_json(prep_path, prep)
+  write_json(prep_path, prep)
+  ctx["prep"] = prep
+  return ctx
+
+
+def data_text(ctx: Dict[str, Any]) -> str:
+  d, n = ctx["data"], ctx["data"]["export"]["num_clips"]
+  return (f"{ctx['config'].data.name} ({d['export']['source']}): train "
+          f"{n.get('train')}, val {n.get('val')}, test {n.get('test')} "
+          f"clips; exported to {d['export_dir']}")
+
+
+def finished(ctx: Dict[str, Any], seeds: Sequence[int], sides: Sequence[str],
+             path: Callable[[str, int], str]) -> Dict[str, Dict[int, Any]]:
+  """{side: {seed: result}} of the finished runs of the sides not run now
+  (an earlier invocation); `path(side, seed)`: a run's result file."""
+  results = {s: {} for s in SIDES}
+  for side in SIDES:
+    for seed in seeds:
+      p = path(side, seed)
+      if side not in sides and os.path.exists(p):
+        with open(p) as f:
+          results[side][seed] = json.load(f)
+  return results
+
+
+def run_seeds(seeds: Sequence[int], sides: Sequence[str],
+              runners: Dict[str, Callable[[int], Dict[str, Any]]],
+              results: Dict[str, Dict[int, Any]],
+              report: Callable[[], Any],
+              done: Callable[[str, int, Dict[str, Any], float], None]
+              ) -> None:
+  """Every seed of every side in turn (`runners[side](seed)`), the report
+  rewritten after each run."""
+  for seed in seeds:
+    for side in sides:
+      t0 = time.time()
+      results[side][seed] = runners[side](seed)
+      done(side, seed, results[side][seed], time.time() - t0)
+      report()  # the report so far, after every run
+
+
+def run(config, workdir: str, seeds: Sequence[int], sides: Sequence[str],
+        official_dir: Optional[str] = None, python: Optional[str] = None,
+        export_only: bool = False) -> Optional[Dict[str, Any]]:
+  """The whole harness (see the module doc); returns the summary."""
+  ctx = start(config, workdir, sides, official_dir, python, export_only)
+  proto = ctx["protocol"]
   if export_only:
     cmd = official_command(python or sys.executable, official_dir or
                            "OFFICIAL_DIR", os.path.join(
                                ctx["workdir"], "official", "seed_S"),
                            proto, seeds[0] if seeds else 0)
     log("exported to %s; the official run of seed %s would be:\n  cd %s && "
-        "%s", data["export_dir"], seeds[0] if seeds else 0,
-        data["export_dir"], " ".join(cmd))
+        "%s", ctx["export_dir"], seeds[0] if seeds else 0,
+        ctx["export_dir"], " ".join(cmd))
     return None
   diffs = config_differences(config)
   for d in diffs:
     log("warning: %s", d)
-  results = {s: {} for s in SIDES}
-  # Finished runs of sides not run now (an earlier invocation) count too.
-  for side in SIDES:
-    for seed in seeds:
-      path = os.path.join(ctx["workdir"], side, f"seed_{seed}", RESULT)
-      if side not in sides and os.path.exists(path):
-        with open(path) as f:
-          results[side][seed] = json.load(f)
-  n = data["export"]["num_clips"]
+  results = finished(ctx, seeds, sides, lambda side, seed: os.path.join(
+      ctx["workdir"], side, f"seed_{seed}", RESULT))
+  n = ctx["data"]["export"]["num_clips"]
 
   def report():
-    info = {"data": f"{config.data.name} ({data['export']['source']}): "
-                    f"train {n.get('train')}, val {n.get('val')}, test "
-                    f"{n.get('test')} clips; exported to "
-                    f"{data['export_dir']}",
+    info = {"data": data_text(ctx),
             "protocol": proto, "seeds": list(seeds),
             "official": ctx.get("official_dir", official_dir),
-            "config": _config_source(),
+            "config": config_source(),
             "config_differences": diffs,
             "loop_differences": loop_differences(config, n.get("train"),
                                                  results),
-            "no_event_test": data["no_event_test"],
-            "prep_s": prep}
+            "no_event_test": ctx["data"]["no_event_test"],
+            "prep_s": ctx["prep"]}
     return write_report(ctx["workdir"], results, info)
 
-  for seed in seeds:
-    for side in sides:
-      t0 = time.time()
-      fn = run_official if side == "official" else run_avjax
-      results[side][seed] = fn(seed, ctx)
-      log("%s seed %d done (%.0f s): test seg_type best %.2f, final %.2f",
-          side, seed, time.time() - t0,
-          results[side][seed]["test_best"]["seg_type"],
-          results[side][seed]["test_final"]["seg_type"])
-      report()  # the report so far, after every run
+  def done(side, seed, res, dt):
+    log("%s seed %d done (%.0f s): test seg_type best %.2f, final %.2f",
+        side, seed, dt, res["test_best"]["seg_type"],
+        res["test_final"]["seg_type"])
+
+  run_seeds(seeds, sides, {"official": lambda seed: run_official(seed, ctx),
+                           "avjax": lambda seed: run_avjax(seed, ctx)},
+            results, report, done)
   summary = report()
   log("wrote %s", os.path.join(ctx["workdir"], "parity.md"))
   return summary
 
 
-def _config_source() -> Optional[str]:
+def config_source() -> Optional[str]:
   """The --config argument and overrides of this command line."""
   args = [a for a in sys.argv[1:] if a.startswith("--config")]
   return " ".join(args) or None
@@ -859,18 +1010,19 @@ def _config_source() -> Optional[str]:
 # ---------------------------------------------------------------- CLI
 
 
-def define_flags():
+def define_flags(default_config: str = DEFAULT_CONFIG, repo: str = REPO):
   """The command's flags (defined when run, not on import)."""
   config_flags.DEFINE_config_file(
-      "config", DEFAULT_CONFIG, "avjax config (data block, model, protocol); "
-      "--config.<field>=<value> overrides apply to the avjax side and to the "
-      "protocol both sides follow (num_epochs, batch_size, optim.lr, "
-      "optim.decay_every_epochs, optim.decay_factor).", lock_config=True)
+      "config", default_config, "avjax config (data block, model, "
+      "protocol); --config.<field>=<value> overrides apply to the avjax side "
+      "and to the protocol both sides follow (num_epochs, batch_size, "
+      "optim.lr, optim.decay_every_epochs, optim.decay_factor).",
+      lock_config=True)
   flags.DEFINE_string("workdir", None, "Output and run folder (resumable).")
   flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (torch.manual_seed of "
                     "the official code, config.seed of avjax).")
   flags.DEFINE_string("official_dir", None, "Checkout of the official code "
-                      f"(`git clone {REPO}`).")
+                      f"(`git clone {repo}`).")
   flags.DEFINE_string("python", None, "Python with torch for the official "
                       "code (default: this one, if it has torch).")
   flags.DEFINE_list("sides", list(SIDES), "Which sides to run.")
@@ -879,7 +1031,9 @@ def define_flags():
   flags.mark_flags_as_required(["workdir"])
 
 
-def main(argv):
+def cli(argv, run_fn: Callable[..., Any]) -> int:
+  """Runs `run_fn(config, workdir, seeds, sides, official_dir, python,
+  export_only)` from the flags; setup errors exit 2 with their message."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from avjax.utils import runtime  # pylint: disable=g-import-not-at-top
@@ -890,12 +1044,16 @@ def main(argv):
   except ValueError:
     raise app.UsageError(f"--seeds={','.join(f.seeds)}: integers") from None
   try:
-    run(f.config, f.workdir, seeds, f.sides, f.official_dir, f.python,
-        f.export_only)
+    run_fn(f.config, f.workdir, seeds, f.sides, f.official_dir, f.python,
+           f.export_only)
   except SetupError as e:
     sys.stderr.write(f"error: {e}\n")
     return 2
   return 0
+
+
+def main(argv):
+  return cli(argv, run)
 
 
 if __name__ == "__main__":

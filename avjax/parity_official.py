@@ -17,17 +17,23 @@ jax), and nothing in DIR is modified. Phases (--phases):
 
 Each phase prints `#### parity phase: <name>` before its output. Patches:
 
-  * device: torch.Tensor.to / nn.Module.to map 'cuda' to 'cpu';
+  * device: torch.Tensor.to / nn.Module.to map 'cuda' to 'cpu', and
+    Tensor.cuda / Module.cuda are no-ops;
   * DataLoader: num_workers=0, pin_memory=False;
   * a stub `torchvision` (transforms.Compose, utils) if it is not installed;
   * StepLR: step_size and gamma from --step_size / --gamma;
   * pandas >= 3: an integer key missing from a Series' string index falls
     back to position (`row[0]`, `row[-1]` in the official code);
+  * numpy >= 1.24: the removed aliases np.int / np.float / np.bool are set
+    back to the builtins (only where missing);
   * measurement only: MMIL_Net instances are recorded (to save the final
     model), and eval/segment_level/event_level are wrapped to write every
     evaluation's ten scores unrounded to RUN/metrics_exact.jsonl (the
     official code prints them rounded to 0.1) and the phase times to
     RUN/phases.json.
+
+The pieces (`setup_official`, `Recorder`, `run_main`) also run the three
+steps of the official MA code (`avjax/parity_ma_official.py`).
 """
 
 import argparse
@@ -36,6 +42,7 @@ import os
 import sys
 import time
 import types
+from typing import Optional
 
 KEYS = ("seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
         "ev_a", "ev_v", "ev_av", "ev_type", "ev_event")
@@ -64,6 +71,7 @@ def patch_device():
         kwargs["device"] = _cpu(kwargs["device"])
       return _orig(self, *args, **kwargs)
     cls.to = to
+    cls.cuda = lambda self, *args, **kwargs: self
 
 
 def patch_dataloader():
@@ -149,15 +157,36 @@ def patch_pandas():
   return True
 
 
-class Recorder:
-  """Wraps the official module's eval and metric functions."""
+def patch_numpy_aliases():
+  """np.int / np.float / np.bool (removed in numpy 1.24) as the builtins
+  they aliased; returns the names set."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  out = []
+  for name, value in (("int", int), ("float", float), ("bool", bool)):
+    if not hasattr(np, name):
+      setattr(np, name, value)
+      out.append(f"np.{name}")
+  return out
 
-  def __init__(self, module, path: str):
+
+class Recorder:
+  """Wraps the official module's eval and metric functions.
+
+  Every evaluation's ten scores go to `path` (a JSON line with the phase
+  and the label file evaluated). With `best_path`, the model of every
+  validation evaluation (label file `val_label`) of the train phase whose
+  returned score is >= every earlier one (main_avvp.py's best rule) is
+  saved there (for official code that keeps only its last model).
+  """
+
+  def __init__(self, module, path: str, val_label: Optional[str] = None,
+               best_path: Optional[str] = None):
     import numpy as np  # pylint: disable=g-import-not-at-top
     self.np, self.path, self.phase, self.count = np, path, None, 0
+    self.val_label, self.best_path, self.best_f = val_label, best_path, 0.0
     self.models, self.seg, self.ev = [], [], []
-    seg, ev, ev_fn, net = (module.segment_level, module.event_level,
-                           module.eval, module.MMIL_Net)
+    seg, ev, ev_fn, net = (getattr(module, k, None) for k in (
+        "segment_level", "event_level", "eval", "MMIL_Net"))
 
     def segment_level(*a, **k):
       out = seg(*a, **k)
@@ -173,7 +202,13 @@ class Recorder:
       self.seg, self.ev = [], []
       out = ev_fn(*a, **k)
       self.count += 1
-      self.write(out)
+      label = a[2] if len(a) > 2 else k.get("set")
+      self.write(out, label)
+      if (self.best_path and self.phase == "train" and
+          label == self.val_label and out >= self.best_f):
+        import torch  # pylint: disable=g-import-not-at-top
+        self.best_f = out
+        torch.save((a[0] if a else k["model"]).state_dict(), self.best_path)
       return out
 
     def make_model(*a, **k):
@@ -181,10 +216,14 @@ class Recorder:
       self.models.append(m)
       return m
 
-    module.segment_level, module.event_level = segment_level, event_level
-    module.eval, module.MMIL_Net = evaluate, make_model
+    for name, orig, fn in (("segment_level", seg, segment_level),
+                           ("event_level", ev, event_level),
+                           ("eval", ev_fn, evaluate),
+                           ("MMIL_Net", net, make_model)):
+      if orig is not None:  # (MA's step 2 evaluates nothing)
+        setattr(module, name, fn)
 
-  def write(self, returned):
+  def write(self, returned, label=None):
     np = self.np
     res = {}
     for level, rows in (("seg", self.seg), ("ev", self.ev)):
@@ -194,18 +233,57 @@ class Recorder:
                      for i in range(4))
       res.update({f"{level}_a": a, f"{level}_v": v, f"{level}_av": av,
                   f"{level}_type": (av + a + v) / 3., f"{level}_event": f})
-    rec = {"phase": self.phase, "index": self.count,
+    rec = {"phase": self.phase, "index": self.count, "label_file": label,
            "num_clips": len(self.seg), "returned": float(returned),
            **{k: float(res[k]) for k in KEYS}}
     with open(self.path, "a") as fh:
       fh.write(json.dumps(rec) + "\n")
 
 
-def _with(argv, **flags):
+def with_flags(argv, **flags):
+  """argv with `--name value` appended (argparse: the last one wins)."""
   out = list(argv)
   for k, v in flags.items():
     out += [f"--{k}", str(v)]
   return out
+
+
+def setup_official(official_dir: str, step_size: int, gamma: float) -> str:
+  """Puts `official_dir` first on sys.path (never avjax's packages: the
+  official code imports `utils` and `nets`) and installs the patches;
+  returns the line describing them."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  sys.path[:] = [os.path.abspath(official_dir)] + [
+      x for x in sys.path if os.path.abspath(x or ".") not in (
+          here, os.path.dirname(here))]
+  patch_device()
+  patch_dataloader()
+  stubbed = stub_torchvision()
+  patch_step_lr(step_size, gamma)
+  patched_pandas = patch_pandas()
+  aliases = patch_numpy_aliases()
+  import torch  # pylint: disable=g-import-not-at-top
+  return (f"#### parity patches: device cuda->cpu, DataLoader num_workers=0, "
+          f"torchvision stub={stubbed}, StepLR(step_size={step_size}, "
+          f"gamma={gamma}), pandas positional fallback={patched_pandas}, "
+          f"numpy aliases={','.join(aliases) or 'none'}, "
+          f"torch {torch.__version__}")
+
+
+def run_main(module, argv) -> None:
+  """Runs the official `module.main()` with `argv` as its command line."""
+  sys.argv = ["main_avvp.py"] + list(argv)
+  module.main()
+  sys.stdout.flush()
+
+
+def write_phases(run_dir: str, times, lrs, **extra) -> None:
+  with open(os.path.join(run_dir, "phases.json"), "w") as fh:
+    json.dump({"seconds": times, "lr": lrs, **extra}, fh, indent=1)
+
+
+def strip_separator(argv):
+  return argv[1:] if argv[:1] == ["--"] else argv
 
 
 def main(argv=None):
@@ -218,50 +296,35 @@ def main(argv=None):
   p.add_argument("--phases", default=",".join(PHASES))
   p.add_argument("official_args", nargs=argparse.REMAINDER)
   args = p.parse_args(argv)
-  rest = args.official_args[1:] if args.official_args[:1] == ["--"] else (
-      args.official_args)
+  rest = strip_separator(args.official_args)
   phases = [x for x in args.phases.split(",") if x]
   unknown = [x for x in phases if x not in PHASES]
   if unknown:
     p.error(f"unknown phases {unknown}; valid: {PHASES}")
-  official = os.path.abspath(args.official_dir)
-  here = os.path.dirname(os.path.abspath(__file__))
-  # The official code imports `utils` and `nets`: never avjax's packages.
-  sys.path[:] = [official] + [x for x in sys.path if os.path.abspath(
-      x or ".") not in (here, os.path.dirname(here))]
-  patch_device()
-  patch_dataloader()
-  stubbed = stub_torchvision()
-  patch_step_lr(args.step_size, args.gamma)
-  patched_pandas = patch_pandas()
+  print(setup_official(args.official_dir, args.step_size, args.gamma),
+        flush=True)
   import torch  # pylint: disable=g-import-not-at-top
   import main_avvp  # pylint: disable=g-import-not-at-top
   os.makedirs(args.run_dir, exist_ok=True)
   rec = Recorder(main_avvp, os.path.join(args.run_dir, "metrics_exact.jsonl"))
-  print(f"#### parity patches: device cuda->cpu, DataLoader num_workers=0, "
-        f"torchvision stub={stubbed}, StepLR(step_size={args.step_size}, "
-        f"gamma={args.gamma}), pandas positional fallback={patched_pandas}, "
-        f"torch {torch.__version__}", flush=True)
   times = {}
   lrs = []
   for phase in phases:
     rec.phase = phase
     print(f"#### parity phase: {phase}", flush=True)
     t0 = time.time()
-    argv_phase = _with(rest, model_save_dir=args.run_dir.rstrip("/") + "/")
+    argv_phase = with_flags(rest, model_save_dir=args.run_dir.rstrip("/") +
+                            "/")
     if phase != "train":
-      argv_phase = _with(argv_phase, mode="test",
-                         checkpoint=CHECKPOINTS[phase])
-    sys.argv = ["main_avvp.py"] + argv_phase
-    main_avvp.main()
+      argv_phase = with_flags(argv_phase, mode="test",
+                              checkpoint=CHECKPOINTS[phase])
+    run_main(main_avvp, argv_phase)
     if phase == "train":
       torch.save(rec.models[-1].state_dict(),
                  os.path.join(args.run_dir, "final.pt"))
       lrs = list(LRS)
     times[phase] = time.time() - t0
-    sys.stdout.flush()
-  with open(os.path.join(args.run_dir, "phases.json"), "w") as fh:
-    json.dump({"seconds": times, "lr": lrs}, fh, indent=1)
+  write_phases(args.run_dir, times, lrs)
   return 0
 
 
