@@ -134,20 +134,47 @@ def _iterate(tf, ds, files: Sequence[str], hint: str = ""):
     raise DataError(f"invalid record in {', '.join(files)}: {msg}") from e
 
 
+def _crc32c_table() -> List[int]:
+  table = []
+  for i in range(256):
+    c = i
+    for _ in range(8):
+      c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    table.append(c)
+  return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def masked_crc32c(data: bytes) -> int:
+  """TFRecord's masked CRC-32C (Castagnoli) of `data` (short inputs)."""
+  crc = 0xFFFFFFFF
+  for b in data:
+    crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+  crc ^= 0xFFFFFFFF
+  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
 def record_offsets(path: str, hint: str = "") -> List[int]:
-  """Byte offsets of every record of a TFRecord file (framing only: the
-  CRCs are checked when the records are read)."""
+  """Byte offsets of every record of a TFRecord file (framing, with the CRC
+  of each record's length; the data CRCs are checked when records are read).
+  """
   offsets, pos = [], 0
   with open(path, "rb") as f:
     size = f.seek(0, 2)
     while pos < size:
       f.seek(pos)
-      head = f.read(8)
-      where = f"clip {len(offsets)} of the file, at byte {pos}"
-      if len(head) < 8:
+      head = f.read(12)
+      where = f"clip {len(offsets) + 1} of the file, at byte {pos}"
+      if len(head) < 12:
         raise DataError(_corrupt(path, f"{where}: truncated record header",
                                  hint))
-      n = int.from_bytes(head, "little")
+      n = int.from_bytes(head[:8], "little")
+      if int.from_bytes(head[8:], "little") != masked_crc32c(head[:8]):
+        raise DataError(_corrupt(path, f"{where}: the record header is "
+                                 "damaged, its length CRC does not match",
+                                 hint))
       if pos + 16 + n > size:
         raise DataError(_corrupt(path, f"{where}: the record declares {n} "
                                  "bytes, past the end of the file", hint))
@@ -177,7 +204,7 @@ class _RecordReader:
     try:
       return readers[i].read(offset)[0]
     except Exception as e:  # pylint: disable=broad-except
-      raise DataError(_corrupt(self.files[i], f"clip {j} of the file, at "
+      raise DataError(_corrupt(self.files[i], f"clip {j + 1} of the file, at "
                                f"byte {offset}: {e}", self.hint)) from e
 
 

@@ -14,16 +14,28 @@ the previous checkpoints stay complete and the run resumes from them.
 import os
 import shutil
 from typing import Any, Dict, Optional, Tuple
+import weakref
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
 from avjax import errors
+from avjax.utils import cli
 
 
 class CheckpointMismatchError(errors.UserError, ValueError):
   """The workdir holds a checkpoint of a different model or data shape."""
+
+
+_MANAGERS = weakref.WeakSet()
+
+
+def wait_for_saves() -> None:
+  """Finishes the checkpoint writes in flight (async saves) of every manager:
+  run before a command exits on an error, so what was saved stays whole."""
+  for mgr in list(_MANAGERS):
+    mgr.wait_until_finished()
 
 
 def manager(directory: str, keep: int, async_save: bool = True
@@ -31,8 +43,11 @@ def manager(directory: str, keep: int, async_save: bool = True
   opts = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True,
       enable_async_checkpointing=async_save)
-  return ocp.CheckpointManager(os.path.abspath(directory), options=opts,
-                               item_names=("state", "meta"))
+  mgr = ocp.CheckpointManager(os.path.abspath(directory), options=opts,
+                              item_names=("state", "meta"))
+  _MANAGERS.add(mgr)
+  cli.before_error_exit(wait_for_saves)
+  return mgr
 
 
 MARGIN_BYTES = 4 << 20
@@ -57,6 +72,7 @@ def check_free_space(mgr: ocp.CheckpointManager, step: int,
   except OSError:
     return
   if usage.total and usage.free < need + MARGIN_BYTES:
+    wait_for_saves()
     last = mgr.latest_step()
     mib = lambda b: f"{b / 2**20:.1f} MiB"
     raise errors.DiskFullError(

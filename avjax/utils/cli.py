@@ -24,7 +24,9 @@ An error the user can act on is printed as
   `--config.<key>` (named, with the nearest valid keys).
 
 Anything else is a bug and keeps its traceback. `--debug` (or AVJAX_DEBUG=1)
-shows the traceback of every error.
+shows the traceback of every error. Before a command exits on a user error it
+runs the `before_error_exit` callbacks (e.g. finishing checkpoint writes in
+flight, so that nothing already saved is lost).
 """
 
 import difflib
@@ -62,6 +64,23 @@ _OS_FIXES = {
 }
 _DISK_FULL = ("No space left on device", "Disk quota exceeded")
 _OS_FIXES[errno.EPERM] = _OS_FIXES[errno.EACCES]
+
+
+_BEFORE_EXIT: List[Callable[[], None]] = []
+
+
+def before_error_exit(fn: Callable[[], None]) -> None:
+  """Registers fn() to run before a command exits on a user error."""
+  if fn not in _BEFORE_EXIT:
+    _BEFORE_EXIT.append(fn)
+
+
+def _finish() -> None:
+  for fn in _BEFORE_EXIT:
+    try:
+      fn()
+    except Exception:  # pylint: disable=broad-except
+      pass
 
 
 def debug_requested(argv: Sequence[str] = ()) -> bool:
@@ -124,7 +143,7 @@ def message(e: BaseException) -> str:
     where = f"{e.filename}: " if e.filename is not None else ""
     text = f"{where}{e.strerror}"
     if e.errno in _OS_FIXES:
-      text += f" ({_OS_FIXES[e.errno]})"
+      text += f"; {_OS_FIXES[e.errno]}"
   else:
     text = str(e) or type(e).__name__
   if _disk_full(e) and not isinstance(e, errors.DiskFullError):
@@ -168,6 +187,7 @@ def call(fn: Callable[[List[str]], Optional[int]],
     if debug_requested(argv) or not is_user_error(e):
       raise
     report(prog or prog_name(), message(e))
+    _finish()
     return errors.EXIT_USER_ERROR
 
 
@@ -190,6 +210,7 @@ def run(main: Callable, argv: Optional[Sequence[str]] = None) -> None:
       if debug_requested() or not is_user_error(e):
         raise
       report(prog, message(e))
+      _finish()
       sys.exit(errors.EXIT_USER_ERROR)
 
   app.run(guarded, argv=argv, flags_parser=parse)
@@ -276,7 +297,8 @@ def unknown_key(config, path: str) -> Optional[str]:
   for i, part in enumerate(parts):
     where = ".".join(["config"] + parts[:i])
     if not hasattr(node, "keys"):
-      return f"{where} is a {type(node).__name__}, not a group of fields"
+      return (f"{where} is a value ({type(node).__name__}), not a group of "
+              "fields")
     keys = list(node.keys())
     if part in keys:
       node = node[part]
