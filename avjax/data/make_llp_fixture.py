@@ -11,6 +11,7 @@ tab-separated with the published headers.
 import argparse
 import os
 import string
+import sys
 from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
@@ -110,4 +111,5 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  from avjax.utils import cli  # pylint: disable=g-import-not-at-top
+  sys.exit(cli.call(lambda argv: main(), prog="avjax.data.make_llp_fixture"))

@@ -29,6 +29,7 @@ per split how many clips used which source.
 
 import argparse
 import os
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -232,4 +233,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  from avjax.utils import cli  # pylint: disable=g-import-not-at-top
+  sys.exit(cli.call(main, prog="avjax.data.onsets"))
