@@ -59,11 +59,12 @@ _OS_FIXES = {
     errno.EISDIR: "that is a folder, where a file is expected",
     errno.EACCES: "check its permissions (ls -ld): the command must read it, "
                   "and write it if it is an output",
+    errno.EPERM: "check its permissions (ls -ld): the command must read it, "
+                 "and write it if it is an output",
     errno.EEXIST: "it already exists (as a file?): choose another path",
     errno.EROFS: "the file system is read-only: choose another path",
 }
 _DISK_FULL = ("No space left on device", "Disk quota exceeded")
-_OS_FIXES[errno.EPERM] = _OS_FIXES[errno.EACCES]
 
 
 _BEFORE_EXIT: List[Callable[[], None]] = []
