@@ -369,6 +369,7 @@ def official_refine(ctx: Dict[str, Any], seed: int, run: str,
   drops = drops_from_need_to_change(need, ctx["train"][0])
   return {"side": "official", "seed": seed, "checkpoint": which,
           "drops": _drop_list(drops),
+          "error": need.get("error", {}),
           "normalised_error": need.get("normalised_error", {}),
           "wall_s": {"total": wall}}
 
@@ -415,6 +416,26 @@ def stage_walls(run: str, t0: float) -> Dict[str, Optional[float]]:
   return out
 
 
+def train_errors(refine_dir: str, data_dir: str, threshold: float
+                 ) -> Dict[str, List[float]]:
+  """Per modality and class (LLP order) the stage-1 model's training error
+  ([p > threshold] != weak label on the original train clips, the quantity
+  the drop rule normalises) from avjax's refine/swap_predictions.npz."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from avjax.data import tfrecord  # pylint: disable=g-import-not-at-top
+  from avjax.trainers import ma_refine  # pylint: disable=g-import-not-at-top
+  classes = tfrecord.read_info(data_dir)["classes"]
+  pred = np.load(os.path.join(refine_dir, "swap_predictions.npz"))
+  y = pred["labels"] > 0
+  out = {}
+  for m in MODALITIES:
+    err = np.mean((pred[f"{m}_prob"][:, ma_refine.ORIG] > threshold) != y,
+                  axis=0)
+    by = dict(zip(classes, err.tolist()))
+    out[m] = [by[c] for c in classes_lib.LLP_CLASSES if c in by]
+  return out
+
+
 def run_avjax(seed: int, ctx: Dict[str, Any]) -> Dict[str, Any]:
   """avjax's MA pipeline on the converted export (resumable by stage)."""
   from avjax.trainers import ma_pipeline  # pylint: disable=g-import-not-at-top
@@ -423,13 +444,18 @@ def run_avjax(seed: int, ctx: Dict[str, Any]) -> Dict[str, Any]:
 
   def go():
     c = parity.avjax_config(ctx["config"], seed, ctx["avjax_data"])
+    timing = os.path.join(run, "parity_timing.json")
     resumed = os.path.isdir(run)
     log("avjax seed %d: MA pipeline in %s%s", seed, run,
         " (resumed)" if resumed else "")
     t0 = time.time()
     ma_pipeline.train_and_evaluate(c, run)
-    walls = ({s: None for s in STAGES} if resumed else stage_walls(run, t0))
-    c1, c3 = ma_pipeline.stage_configs(c, ma_pipeline.pin_data(c, run))
+    if not os.path.exists(timing):  # the walls of an uninterrupted run
+      writers.write_json(timing, {s: None for s in STAGES} if resumed else
+                         stage_walls(run, t0))
+    walls = writers.read_json(timing)
+    data_dir = ma_pipeline.pin_data(c, run)
+    c1, c3 = ma_pipeline.stage_configs(c, data_dir)
     out = {}
     for stage, cfg in ((STAGE1, c1), (STAGE3, c3)):
       out[stage] = parity.collect_avjax(os.path.join(run, stage), cfg, seed,
@@ -440,6 +466,8 @@ def run_avjax(seed: int, ctx: Dict[str, Any]) -> Dict[str, Any]:
     out[REFINE] = {"side": "avjax", "seed": seed,
                    "checkpoint": summary.get("checkpoint"),
                    "drops": _drop_list(drops),
+                   "error": train_errors(os.path.join(run, REFINE), data_dir,
+                                         c.ma.threshold),
                    "normalised_error": {
                        m: [summary[f"error_rate_{m}"][k]
                            for k in classes_lib.LLP_CLASSES
@@ -486,6 +514,9 @@ def summarize(results: Dict[str, Dict[int, Dict[str, Any]]],
     err = {m: _mean_abs(*[(got[s] or {}).get("normalised_error", {}).get(
         m, []) for s in parity.SIDES]) for m in MODALITIES}
     row["normalised_error_mean_abs_diff"] = err
+    row["max_error"] = {s: {m: max(r.get("error", {}).get(m) or [None])
+                            for m in MODALITIES}
+                        for s, r in got.items() if r and r.get("error")}
     row["no_partner_avjax"] = (got["avjax"] or {}).get("no_partner")
     per_seed[str(seed)] = row
   agg = {}
@@ -516,8 +547,9 @@ def _pct_cell(m: Dict[str, Any]) -> str:
       f" ± {100 * m['sd']:.1f}" if m["sd"] is not None else "")
 
 
-def refine_lines(summary: Dict[str, Any], has_truth: bool) -> List[str]:
-  """The refinement section of the report."""
+def refine_lines(summary: Dict[str, Any], has_truth: bool,
+                 n_train: int = 0) -> List[str]:
+  """The refinement section of the report (`n_train`: train clips)."""
   r = summary[REFINE]
   lines = ["## Refinement (stage 2), label by label", "",
            "Per seed and modality: weak train labels dropped by each side; "
@@ -575,6 +607,16 @@ def refine_lines(summary: Dict[str, Any], has_truth: bool) -> List[str]:
                   f"seed {seed}: " + ", ".join(
                       f"{k} {v:.3f}" for k, v in e.items() if v is not None)
                   for seed, e in errs) + "."]
+  tops = [(seed, row["max_error"]) for seed, row in r["per_seed"].items()
+          if row.get("max_error")]
+  if tops:
+    lines += ["", f"Its normaliser, the largest per-class training error "
+              f"(train clips with [p > 0.5] != weak label, of {n_train}): "
+              + "; ".join(f"seed {seed}: " + ", ".join(
+                  f"{s} " + " / ".join(
+                      f"{m} {round(e[m] * n_train)}" for m in MODALITIES
+                      if e.get(m) is not None)
+                  for s, e in t.items()) for seed, t in tops) + "."]
   partners = [row["no_partner_avjax"] for row in r["per_seed"].values()
               if row.get("no_partner_avjax")]
   if partners:
@@ -595,7 +637,8 @@ def markdown(summary: Dict[str, Any], info: Dict[str, Any]) -> str:
            "partner draw included)",
            f"- official: {info.get('official') or '-'}",
            f"- avjax config: {info.get('config') or '-'}", ""]
-  lines += refine_lines(summary, info.get("has_truth", False))
+  lines += refine_lines(summary, info.get("has_truth", False),
+                        info.get("train_clips", 0))
   base = info.get("no_event_test")
   for stage, title in ((STAGE1, "Stage 1"), (STAGE3, "Stage 3")):
     lines += parity.test_table_lines(summary[stage], base, f"{title}, ")
@@ -635,7 +678,8 @@ def write_report(workdir: str, results, info: Dict[str, Any],
     name = f"{REPORT}_curves_{stage}.png"
     if parity.plot_curves(summary[stage], os.path.join(workdir, name)):
       plots[stage] = name
-  info = dict(info, plots=plots, has_truth=truth is not None)
+  info = dict(info, plots=plots, has_truth=truth is not None,
+              train_clips=len(weak))
   with open(os.path.join(workdir, f"{REPORT}.md"), "w") as f:
     f.write(markdown(summary, info))
   parity.write_json(
@@ -708,7 +752,7 @@ def run(config, workdir: str, seeds: Sequence[int], sides: Sequence[str],
                    for i, st in ((1, STAGE1), (3, STAGE3))},
                 "MA pipeline": ma_notes(config, results)},
             "no_event_test": ctx["data"]["no_event_test"],
-            "prep_s": ctx["prep"], "train_clips": len(filenames)}
+            "prep_s": ctx["prep"]}
     return write_report(ctx["workdir"], results, info, weak, truth)
 
   def done(side, seed, res, dt):

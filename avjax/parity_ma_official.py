@@ -23,8 +23,8 @@ this file imports only `parity_official` (its sibling) from avjax.
             need_to_change_a]: per class, the train-CSV row indices whose
             visual / audio label is dropped, as 0-d torch tensors) in the
             working directory; the runner rewrites it as need_to_change.json
-            (plain ints) with the normalised per-class errors estimate_label
-            used.
+            (plain ints) with the per-class training errors estimate_label
+            used (raw and normalised by their maximum).
   --step=3  MA/step3_retrain/main_avvp.py. Phases: train (--mode retrain on
             ./need_to_change.pkl; it tests its last model at the end), then
             test_best (--checkpoint best) and test_final (--checkpoint
@@ -80,28 +80,31 @@ def seed_all(seed: int) -> None:
 
 
 def record_errors(module, out: dict) -> None:
-  """Wraps step 2's estimate_label to keep the per-class normalised errors
-  it divides by (1 - accuracy, over its maximum)."""
+  """Wraps step 2's estimate_label to keep the per-class training errors
+  (1 - accuracy of [p > 0.5] on the train clips) and their normalised form
+  it divides by (over their maximum)."""
   orig = module.estimate_label
 
   def estimate_label(datas, v_accs, a_accs):
     for name, acc in (("visual", v_accs), ("audio", a_accs)):
       err = 1 - acc.float()
-      out[name] = (err / err.max()).tolist()
+      out.setdefault("error", {})[name] = err.tolist()
+      out.setdefault("normalised_error", {})[name] = (err /
+                                                      err.max()).tolist()
     return orig(datas, v_accs, a_accs)
   module.estimate_label = estimate_label
 
 
 def pkl_to_json(pkl_path: str, json_path: str, errors: dict) -> dict:
-  """need_to_change.pkl (lists of 0-d tensors) as plain ints."""
+  """need_to_change.pkl (lists of 0-d tensors) as plain ints (plus
+  `errors`: record_errors')."""
   with open(pkl_path, "rb") as f:
     need_v, need_a = pickle.load(f)
   out = {"format": "[need_to_change_v, need_to_change_a] of step 2: per "
                    "class (the official 25, in order), the train-CSV row "
                    "indices whose visual / audio label is dropped",
          "visual": [[int(i) for i in c] for c in need_v],
-         "audio": [[int(i) for i in c] for c in need_a],
-         "normalised_error": errors}
+         "audio": [[int(i) for i in c] for c in need_a], **errors}
   with open(json_path, "w") as f:
     json.dump(out, f)
   return out

@@ -149,6 +149,8 @@ def fake_seed(side, seed, base, drops):
           parity_ma.STAGE3: han_tests.fake_run(side, seed, base + 5),
           parity_ma.REFINE: {"side": side, "seed": seed,
                              "drops": _drops(drops), "wall_s": {"total": 3.0},
+                             "error": {"audio": [0.25, 0.5],
+                                       "visual": [0.5, 0.0]},
                              "normalised_error": {"audio": [0.5, 1.0],
                                                   "visual": [1.0, 0.0]}}}
 
@@ -184,6 +186,9 @@ def test_report_on_fabricated_runs(tmp_path):
   assert "| seg_a | 41.5 ± 0.7 | 42.0 ± 0.0 | +0.5 (+1.0 se) |" in md
   assert "| refine | 3 ± 0 | 3 ± 0 |" in md
   assert "mean |official - avjax| over classes: seed 0: audio 0.000" in md
+  assert ("training error (train clips with [p > 0.5] != weak label, of 4): "
+          "seed 0: official audio 2 / visual 2, avjax audio 2 / visual 2; "
+          "seed 1:") in md
   assert "Python's `random`" in md
   assert config_free_of_differences(c)
   data = json.loads((tmp_path / "parity_ma.json").read_text())
