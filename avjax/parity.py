@@ -60,6 +60,9 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from avjax import errors
+from avjax.utils import cli as cli_lib
+
 KEYS = ("seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
         "ev_a", "ev_v", "ev_av", "ev_type", "ev_event")
 SIDES = ("official", "avjax")
@@ -106,7 +109,7 @@ OFFICIAL_HAN = {
 }
 
 
-class SetupError(ValueError):
+class SetupError(errors.UserError, ValueError):
   """A missing tool or input, with what to do about it."""
 
 
@@ -1033,7 +1036,8 @@ def define_flags(default_config: str = DEFAULT_CONFIG, repo: str = REPO):
 
 def cli(argv, run_fn: Callable[..., Any]) -> int:
   """Runs `run_fn(config, workdir, seeds, sides, official_dir, python,
-  export_only)` from the flags; setup errors exit 2 with their message."""
+  export_only)` from the flags (a SetupError reaches the user as one line
+  through the `avjax.utils.cli` boundary, exit 2)."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from avjax.utils import runtime  # pylint: disable=g-import-not-at-top
@@ -1043,12 +1047,8 @@ def cli(argv, run_fn: Callable[..., Any]) -> int:
     seeds = [int(s) for s in f.seeds]
   except ValueError:
     raise app.UsageError(f"--seeds={','.join(f.seeds)}: integers") from None
-  try:
-    run_fn(f.config, f.workdir, seeds, f.sides, f.official_dir, f.python,
-           f.export_only)
-  except SetupError as e:
-    sys.stderr.write(f"error: {e}\n")
-    return 2
+  run_fn(f.config, f.workdir, seeds, f.sides, f.official_dir, f.python,
+         f.export_only)
   return 0
 
 
@@ -1058,4 +1058,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli_lib.run(main)

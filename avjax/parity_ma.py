@@ -56,9 +56,9 @@ import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from absl import app
 
 from avjax import parity
+from avjax.utils import cli as cli_lib
 from avjax.data import classes as classes_lib
 
 REPO = "https://github.com/Yu-Wu/Modaily-Aware-Audio-Visual-Video-Parsing"
@@ -776,4 +776,4 @@ def main(argv):
 
 if __name__ == "__main__":
   parity.define_flags(DEFAULT_CONFIG, REPO)
-  app.run(main)
+  cli_lib.run(main)
