@@ -48,14 +48,14 @@ import time
 from typing import Dict, List, Optional
 
 from avjax import errors
-from avjax.data import pooled
+from avjax.data.readers import pooled
 from avjax.data import tfrecord
 from avjax.utils import cli
 
-DATASETS = {"llp": "avjax.data.llp", "ave": "avjax.data.ave",
-            "veba": "avjax.data.veba",
-            "single_label": "avjax.data.single_label",
-            "own": "avjax.data.own_videos"}
+DATASETS = {"llp": "avjax.data.readers.llp", "ave": "avjax.data.readers.ave",
+            "veba": "avjax.data.readers.veba",
+            "single_label": "avjax.data.readers.single_label",
+            "own": "avjax.data.readers.own_videos"}
 STATE_DIR = ".prepare"
 REPORT_FILE = "prepare_report.json"
 REASONS = ("missing_file", "wrong_shape", "non_finite", "invalid",
@@ -330,20 +330,9 @@ def convert(dataset, out_dir: str, num_shards: int = 16, workers: int = 1,
 
 
 def read_clips(out_dir: str, split: str, batch_size: int = 16):
-  """Yields the clip dicts of a converted split, unpadded (inspection/tests)."""
+  """Yields the clip dicts of a converted split (`pipeline.read_clips`)."""
   from avjax.data import pipeline  # pylint: disable=g-import-not-at-top
-  info = tfrecord.read_info(out_dir)
-  specs = info["feature_specs"]
-  src = pipeline.Source(out_dir, split, [s.name for s in specs])
-  for batch in pipeline.eval_batches(src, batch_size):
-    for i in range(int(batch["_mask"].sum())):
-      t = int(batch["segment_mask"][i].sum())
-      clip = {"id": batch["clip_id"][i].decode()}
-      for s in specs:
-        clip[s.name] = batch[s.name][i, :t * s.frames_per_segment]
-      for k in info["splits"][split]["label_keys"]:
-        clip[k] = batch[k][i, :t] if k.startswith("seg_") else batch[k][i]
-      yield clip
+  return pipeline.read_clips(out_dir, split, batch_size)
 
 
 def summary_lines(report: Dict, out_dir: str) -> List[str]:
@@ -396,7 +385,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool_frames", default="", help="comma-separated "
                    "streams to store as per-segment frame means (e.g. "
                    "visual: LLP's [80, 2048] -> [10, 2048]; the same HAN "
-                   "outputs, 8x less to read; see avjax.data.pooled)")
+                   "outputs, 8x less to read; see avjax.data.readers.pooled)")
     module.add_arguments(p)
   return parser
 

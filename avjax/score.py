@@ -6,7 +6,7 @@ Prints ONE JSON object to stdout: the AVVP scores in percent (keys seg_a seg_v
 seg_av seg_type seg_event ev_a ev_v ev_av ev_type ev_event), num_clips, and
 `report`: clips of the split without a prediction, predictions whose id is not
 in the split, and the irregularities of the annotation files (see
-avjax.data.llp_annotations). A summary of the report goes to stderr.
+avjax.data.readers.llp_annotations). A summary of the report goes to stderr.
 
 File formats:
   PRED.npz  (numpy.savez) with three arrays:
@@ -32,7 +32,7 @@ from absl import flags
 import numpy as np
 
 from avjax.data import classes as classes_lib
-from avjax.data import llp_annotations
+from avjax.data.readers import llp_annotations
 from avjax.metrics import avvp
 from avjax.utils import cli
 

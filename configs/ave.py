@@ -19,7 +19,7 @@ Tables (each row's test accuracy into DIR/table.md):
   (also `blocks`: DMRN with 1-3 stacked blocks; `seed1`: the close
   comparisons A, A+V, W-A, W-A+V, late concat/DMRN at seed 1;
   `table2_seeds`: early/late of every fusion at seeds 0-2 and decision at
-  seed 0, summarised by `python -m avjax.ave_seeds --workdir=DIR`;
+  seed 0, summarised by `python -m avjax.projects.ave.seeds --workdir=DIR`;
   `long_v`: V and W-V trained 40 epochs instead of 8; `table1_long`: all
   of Table 1 on that schedule).
 Bilinear, gated bilinear and MRN layer-normalise their inputs
@@ -32,7 +32,7 @@ DMRN 73.1, DMRFE 73.3 (Table 2 in papers/ave_event_localization.md).
 
 import ml_collections
 
-from avjax.data import synthetic_ave
+from avjax.data.synthetic import ave as synthetic_ave
 from avjax.models import ave_fusion
 from configs import common
 
@@ -223,7 +223,7 @@ def table2_vscale():
 
 def table2_vscale_seeds(seeds=(0, 1, 2)):
   """Early and late rows of `table2_vscale` at each seed, seed by seed
-  (names "<stage>-<fusion> vg30 s<seed>", tabulated by `avjax.ave_seeds`)."""
+  (names "<stage>-<fusion> vg30 s<seed>", tabulated by `avjax.projects.ave.seeds`)."""
   return [dict(r, name=f"{r['name']} s{seed}",
                overrides={**r["overrides"], "seed": seed})
           for seed in seeds for r in table2_vscale()

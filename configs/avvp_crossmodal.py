@@ -21,7 +21,7 @@ code's schedule: batch 64, Adam 6e-4 halved every 6 epochs, 40 epochs):
   python -m avjax.main --config=configs/avvp_crossmodal.py:data=llp \
       --config.data.data_dir=DIR --workdir=...
 `data=synthetic_real`: the synthetic set with the real releases' feature
-statistics (`avjax.data.synthetic`, feature_stats="real"), synthetic schedule.
+statistics (`avjax.data.synthetic.avvp`, feature_stats="real"), synthetic schedule.
 AVG pretraining rows (`avg_loss=uni|cross|multi`, paper's main rows: uni):
   pretrained     full + AVG encoder pretrained, then frozen (58.4/54.2/50.4/
                  54.4/54.4); one command: pretrain/ then finetune/ stages
@@ -69,7 +69,7 @@ def avg_block(loss: str) -> ml_collections.ConfigDict:
 
   Thresholds: cosine of the input audio / of the segment-mean visual frames,
   chosen on the synthetic default's val split with `python -m
-  avjax.avg_thresholds` (components vs "the two snippets share an event
+  avjax.projects.crossmodal.avg_thresholds` (components vs "the two snippets share an event
   class"). The earlier 0.5 / 0.65 (tuned on an older generator) has recall
   55.9% and almost no visual edges (1.5% of the pairs: raw visual cosines
   sit at 0.4-0.6 for nearly every pair here). The grid's F1 maximum, 0.40 /

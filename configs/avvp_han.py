@@ -11,7 +11,7 @@ self-attention only), audio_only, visual_only. Real LLP after
       --config.data.data_dir=DIR --workdir=...
 `data=synthetic_real`: the synthetic set with the real releases' feature
 statistics (0..255 quantised audio, heavy-tailed non-negative visual and
-motion; `avjax.data.synthetic`), same labels and schedule as `synthetic`.
+motion; `avjax.data.synthetic.avvp`), same labels and schedule as `synthetic`.
 """
 
 from configs import common

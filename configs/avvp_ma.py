@@ -11,7 +11,7 @@ Arguments (`:k=v,...`):
   refine: audio | visual | both (which modality's labels are refined);
   tau: contrastive temperature (paper: 0.2; Table 4 sweeps 0.1..0.4);
   data: synthetic | synthetic_real (the same with the real releases'
-    feature statistics, `avjax.data.synthetic`) | llp (then
+    feature statistics, `avjax.data.synthetic.avvp`) | llp (then
     --config.data.data_dir=DIR); runlocal;
   visible: on the synthetic data (either), every seen event is fully
     visible and the visual stream less noisy (default True: `VISIBLE`), so

@@ -4,7 +4,7 @@ import dataclasses
 
 import ml_collections
 
-from avjax.data import synthetic
+from avjax.data.synthetic import avvp as synthetic
 
 
 def parse_arg(arg, lazy=False, **spec):
@@ -60,7 +60,7 @@ def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
 
 def synthetic_data(**overrides) -> ml_collections.ConfigDict:
   """The built-in synthetic LLP-shaped dataset (no downloads); `synthetic`
-  holds every `avjax.data.synthetic.SyntheticConfig` setting."""
+  holds every `avjax.data.synthetic.avvp.SyntheticConfig` setting."""
   return data_block("synthetic", generator_settings(synthetic.SyntheticConfig,
                                                     **overrides))
 

@@ -5,13 +5,13 @@ per-modality backbones, trained jointly with single labels; majority voting
 (single label) and the union of the heads' top-1 labels (multi-label).
 
 Default: the synthetic dataset whose classes differ by event type
-(`avjax/data/synthetic_events.py`), ~1 min per run on 2 CPU cores:
+(`avjax/data/synthetic/events.py`), ~1 min per run on 2 CPU cores:
   python -m avjax.main --config=configs/event_heads.py --workdir=/tmp/eh/five
 Table 1 rows (`get_hyper("table1")`; five_heads, audio_only, visual_only,
 naive_av), then the paper's Tables 1-4 from the row workdirs:
   python -m avjax.sweep --config=configs/event_heads.py --hyper=table1 \
       --workdir=/tmp/eh
-  python -m avjax.analyze_event_heads --workdir=/tmp/eh --out=/tmp/eh/tables
+  python -m avjax.projects.event_heads.analyze --workdir=/tmp/eh --out=/tmp/eh/tables
 Args (`:a=b,...`): variant=five_heads|audio_only|visual_only|naive_av;
 onsets=waveform|features (synthetic: the stored onsets come from the rendered
 waveform (default) or from the audio-feature rule; LLP: `features` (default)
@@ -24,7 +24,7 @@ LLP (multi-label, trained with one label per clip):
 
 import ml_collections
 
-from avjax.data import synthetic_events
+from avjax.data.synthetic import events as synthetic_events
 from configs import common
 
 VARIANTS = {
@@ -98,7 +98,7 @@ TABLE1 = ("audio_only", "visual_only", "naive_av", "five_heads")
 def get_hyper(h):
   """table1: the paper's Table 1 rows (its Table 2 compares five_heads'
   f1_union with naive_av's f1_top<K>); table1_seeds: those rows at seeds
-  0, 1, 2 in s<seed>/<row> (analyse each with `avjax.analyze_event_heads
+  0, 1, 2 in s<seed>/<row> (analyse each with `avjax.projects.event_heads.analyze
   --workdir=SWEEP/s<seed>`); onsets: the five heads with waveform vs
   feature-rule onsets."""
   if h == "table1":

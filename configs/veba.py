@@ -3,7 +3,7 @@
 HAN family + separate audio / video weak labels (video labels are a subset
 of the audio labels), trained with CE(p_a, y_a) + CE(p_v, y_v) + CE(p_av, y_v)
 (`loss.type="veba"`); 376 classes. Default: the built-in synthetic VEBA-like
-dataset (`avjax.data.synthetic_veba`, ~1-2 min a run on 2 CPU cores):
+dataset (`avjax.data.synthetic.veba`, ~1-2 min a run on 2 CPU cores):
   python -m avjax.main --config=configs/veba.py --workdir=/tmp/avjax/veba
 Variants (`:variant=NAME`), the rows of the paper's Tables 3-4:
   baseline  mismatch ignored: one shared output p_av for audio, video and
@@ -22,7 +22,7 @@ Real VEBA layout after `python -m avjax.prepare veba ...`:
 
 import ml_collections
 
-from avjax.data import synthetic_veba
+from avjax.data.synthetic import veba as synthetic_veba
 from configs import common
 
 VARIANTS = {

@@ -62,7 +62,7 @@ class ConfigsTest(absltest.TestCase):
 
   def test_ave_synthetic_settings_are_overridable(self):
     import dataclasses  # pylint: disable=g-import-not-at-top
-    from avjax.data import synthetic_ave  # pylint: disable=g-import-not-at-top
+    from avjax.data.synthetic import ave as synthetic_ave  # pylint: disable=g-import-not-at-top
     from configs import ave  # pylint: disable=g-import-not-at-top
     fields = {f.name for f in dataclasses.fields(
         synthetic_ave.SyntheticAVEConfig)}
@@ -79,9 +79,9 @@ class ConfigsTest(absltest.TestCase):
     # --config.data.synthetic.<field>=... reaches every generator setting,
     # and the full dict builds the generator's default.
     import dataclasses  # pylint: disable=g-import-not-at-top
-    from avjax.data import synthetic  # pylint: disable=g-import-not-at-top
-    from avjax.data import synthetic_events  # pylint: disable=g-import-not-at-top
-    from avjax.data import synthetic_veba  # pylint: disable=g-import-not-at-top
+    from avjax.data.synthetic import avvp as synthetic  # pylint: disable=g-import-not-at-top
+    from avjax.data.synthetic import events as synthetic_events  # pylint: disable=g-import-not-at-top
+    from avjax.data.synthetic import veba as synthetic_veba  # pylint: disable=g-import-not-at-top
     cases = [("avvp_han", "", synthetic.SyntheticConfig, {}),
              ("avvp_ma", "", synthetic.SyntheticConfig,
               dict(importlib.import_module("configs.avvp_ma").VISIBLE)),
@@ -127,7 +127,7 @@ class ConfigsTest(absltest.TestCase):
   def test_synthetic_real_data(self):
     # data=synthetic_real: the synthetic block and schedule of data=synthetic
     # with feature_stats="real"; data=synthetic keeps the "unit" default.
-    from avjax.data import synthetic  # pylint: disable=g-import-not-at-top
+    from avjax.data.synthetic import avvp as synthetic  # pylint: disable=g-import-not-at-top
     for name in ("avvp_han", "avvp_ma", "avvp_crossmodal"):
       with self.subTest(config=name):
         mod = importlib.import_module(f"configs.{name}")

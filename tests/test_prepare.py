@@ -10,7 +10,7 @@ from absl.testing import absltest
 import numpy as np
 
 from avjax import prepare
-from avjax.data import llp
+from avjax.data.readers import llp
 from avjax.data import make_llp_fixture
 from avjax.data import pipeline
 from avjax.data import tfrecord

@@ -13,7 +13,7 @@ import numpy as np
 
 from avjax import score
 from avjax.data import classes
-from avjax.data import llp_annotations
+from avjax.data.readers import llp_annotations
 from avjax.metrics import avvp
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))

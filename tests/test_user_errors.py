@@ -24,12 +24,12 @@ import pytest
 
 from avjax import errors
 from avjax import prepare
-from avjax.data import llp
+from avjax.data.readers import llp
 from avjax.data import make_llp_fixture
 from avjax.data import pipeline
 from avjax.data import tfrecord
 from avjax.utils import cli
-from tests.data import test_ave
+from tests.data.readers import test_ave
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAN = "configs/avvp_han.py"
@@ -349,8 +349,8 @@ def test_score_prediction_of_the_wrong_shape(tmp):
 
 
 def test_analysis_tool_missing_input(tmp):
-  proc = run("avjax.veba_curve", f"--sweep={tmp}/no_sweep")
-  assert error_of(proc, "avjax.veba_curve") == (
+  proc = run("avjax.projects.veba.curve", f"--sweep={tmp}/no_sweep")
+  assert error_of(proc, "avjax.projects.veba.curve") == (
       f"{tmp}/no_sweep/table.json: No such file or directory; check the path")
 
 
@@ -364,7 +364,7 @@ def test_boundary_classifies_errors(tmp):
     return fn
 
   def project_value_error(argv):
-    from avjax.data import single_label  # pylint: disable=g-import-not-at-top
+    from avjax.data.readers import single_label  # pylint: disable=g-import-not-at-top
     single_label.parse_streams("audio")
 
   assert cli.call(project_value_error, [], "t") == 2

@@ -13,10 +13,10 @@ import os
 from avjax.data import cache
 from avjax.data import classes
 from avjax.data import schema
-from avjax.data import synthetic
-from avjax.data import synthetic_events
-from avjax.data import synthetic_ave
-from avjax.data import synthetic_veba
+from avjax.data.synthetic import avvp as synthetic
+from avjax.data.synthetic import events as synthetic_events
+from avjax.data.synthetic import ave as synthetic_ave
+from avjax.data.synthetic import veba as synthetic_veba
 from avjax.data import tfrecord
 
 # Read once, when the generator module is loaded: a new generator gets a new

@@ -1,9 +1,9 @@
 """Writes an avjax dataset in LLP's published layout (the inverse of
-`avjax.data.llp` + `python -m avjax.prepare llp`).
+`avjax.data.readers.llp` + `python -m avjax.prepare llp`).
 
   export(data_dir, root)   # data_dir: any dataset in the TFRecord contract
 
-writes, with the names and formats of the public release (`avjax.data.llp`):
+writes, with the names and formats of the public release (`avjax.data.readers.llp`):
 
   ROOT/feats/vggish/<id>.npy       float32 [10, 128]   <- `audio`
   ROOT/feats/res152/<id>.npy       float32 [80, 2048]  <- `visual` (a stored
@@ -42,8 +42,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from avjax.data import classes as classes_lib
-from avjax.data import llp
-from avjax.data import llp_annotations as annotations
+from avjax.data.readers import llp
+from avjax.data.readers import llp_annotations as annotations
 from avjax.data import tfrecord
 
 SPLITS = llp.SPLITS
@@ -160,7 +160,7 @@ def export(data_dir: str, root: str, splits: Optional[Dict[str, str]] = None,
   Returns the summary also written to `root/export.json`. An existing
   complete export is returned as is; a partial one is replaced.
   """
-  from avjax import prepare  # pylint: disable=g-import-not-at-top
+  from avjax.data import pipeline  # pylint: disable=g-import-not-at-top
   done = os.path.join(root, SUMMARY_FILE)
   if os.path.exists(done):
     with open(done) as f:
@@ -182,7 +182,7 @@ def export(data_dir: str, root: str, splits: Optional[Dict[str, str]] = None,
     has_modality = split == "train" and all(
         k in keys for k in ("audio_labels", "visual_labels"))
     weak[split] = []
-    for k, clip in enumerate(prepare.read_clips(data_dir, source_split,
+    for k, clip in enumerate(pipeline.read_clips(data_dir, source_split,
                                                 batch_size)):
       filename = clip["id"]
       if not (keep and _LLP_FILENAME.match(filename)):

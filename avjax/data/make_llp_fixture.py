@@ -3,7 +3,7 @@
   python -m avjax.data.make_llp_fixture --out=/tmp/llp_fixture \
       --train=1000 --val=100 --test=100
 
-Features are random float32 at the published shapes (see `avjax.data.llp`);
+Features are random float32 at the published shapes (see `avjax.data.readers.llp`);
 annotations are random but consistent (weak labels = union of dense labels),
 tab-separated with the published headers.
 """
@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Sequence
 import numpy as np
 
 from avjax.data import classes as classes_lib
-from avjax.data import llp
+from avjax.data.readers import llp
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
 

@@ -35,6 +35,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from avjax.data import schema
+from avjax.utils import onsets as onset_rule
 
 METHODS = ("auto", "spectral_flux", "librosa", "features")
 
@@ -111,23 +112,9 @@ def waveform_onsets(wave: np.ndarray, sample_rate: int, num_segments: int,
   return times_to_segments(times, num_segments, segment_seconds)
 
 
-def feature_onsets(audio, segment_mask=None, threshold: float = 0.25,
-                   xp=np):
-  """The feature rule (module docstring): audio [..., T, D] -> [..., T] 0/1.
-
-  `segment_mask` [..., T] (1 = valid) excludes padding from the mean energy
-  and from the result. `xp` is numpy or jax.numpy.
-  """
-  d = audio.shape[-1]
-  energy = xp.sqrt((audio.astype(xp.float32) ** 2).sum(-1) / d)
-  mask = (xp.ones(energy.shape, xp.float32) if segment_mask is None
-          else segment_mask.astype(xp.float32))
-  mean = (energy * mask).sum(-1, keepdims=True) / xp.maximum(
-      mask.sum(-1, keepdims=True), 1.0)
-  rise = energy[..., 1:] - energy[..., :-1]
-  hit = (rise > threshold * mean).astype(xp.float32) * mask[..., 1:]
-  zero = xp.zeros(hit.shape[:-1] + (1,), xp.float32)
-  return xp.concatenate([zero, hit], axis=-1)
+# The rule is also applied in the model graph (avjax.models.event_heads),
+# so it lives in the leaf library avjax.utils.onsets; re-exported here.
+feature_onsets = onset_rule.feature_onsets
 
 
 # ---------------------------------------------------------------------------

@@ -330,3 +330,19 @@ def eval_batches(src: Source, local_batch_size: int
   empty = {k: v[:0] for k, v in template.items()}
   for _ in range(total - n):
     yield _pad(empty, local_batch_size)
+
+
+def read_clips(out_dir: str, split: str, batch_size: int = 16):
+  """Yields the clip dicts of a converted split, unpadded (inspection/tests)."""
+  info = tfrecord.read_info(out_dir)
+  specs = info["feature_specs"]
+  src = Source(out_dir, split, [s.name for s in specs])
+  for batch in eval_batches(src, batch_size):
+    for i in range(int(batch["_mask"].sum())):
+      t = int(batch["segment_mask"][i].sum())
+      clip = {"id": batch["clip_id"][i].decode()}
+      for s in specs:
+        clip[s.name] = batch[s.name][i, :t * s.frames_per_segment]
+      for k in info["splits"][split]["label_keys"]:
+        clip[k] = batch[k][i, :t] if k.startswith("seg_") else batch[k][i]
+      yield clip

@@ -7,7 +7,7 @@
       manual_dir=LLP_ROOT))
   ds = b.as_dataset(split="val")
 
-`manual_dir` holds the published layout described in `avjax.data.llp` / `ave`
+`manual_dir` holds the published layout described in `avjax.data.readers.llp` / `ave`
 (annotations inside it); the same readers as `python -m avjax.prepare` are used
 with their default options. Examples carry the clip contract at fixed shapes
 ([10 * F, ...] features, [C] labels, [10, C] uint8 dense labels) plus
@@ -24,9 +24,9 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from avjax.data import ave
+from avjax.data.readers import ave
 from avjax.data import classes as classes_lib
-from avjax.data import llp
+from avjax.data.readers import llp
 from avjax.data import schema
 from avjax.data import tfrecord
 
@@ -123,7 +123,7 @@ class AvjaxLlp(_AvjaxBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put the published LLP files in manual_dir: feats/vggish, feats/res152,"
       " feats/r2plus1d_18 (<id>.npy) and the AVVP_*.csv files (see "
-      "avjax/data/llp.py).")
+      "avjax/data/readers/llp.py).")
 
   def _reader(self, manual_dir):
     return llp.LLPDataset(manual_dir)
@@ -146,7 +146,7 @@ class AvjaxAve(_AvjaxBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put the published AVE files in manual_dir: AVE_Annotations.txt, the "
       "split txt files and the .h5 feature files (in manual_dir, h5/ or "
-      "data/; see avjax/data/ave.py).")
+      "data/; see avjax/data/readers/ave.py).")
 
   def _reader(self, manual_dir):
     vec = "yes" if self.builder_config.name == "maps_vec" else "no"

@@ -3,38 +3,20 @@
 Cross-modal learning (Lamba et al. 2021) trains a modality discriminator on
 the fused per-segment features through a gradient reversal layer (Ganin &
 Lempitsky 2015) whose scale follows alpha(p) = 2 / (1 + exp(-10 p)) - 1.
+The reversal op itself is defined with the discriminator
+(`avjax.models.discriminator.gradient_reversal`) and re-exported here.
 """
 
 from typing import Dict, Optional
 
-import jax
 import jax.numpy as jnp
 
-
-@jax.custom_vjp
-def gradient_reversal(x: jnp.ndarray, scale) -> jnp.ndarray:
-  """Identity forward; the backward pass multiplies the gradient by -scale.
-
-  Args:
-    x: any array.
-    scale: scalar (Python float or array); receives no gradient.
-
-  Returns:
-    x unchanged.
-  """
-  del scale
-  return x
+from avjax.models import discriminator
 
 
-def _grl_fwd(x, scale):
-  return x, scale
-
-
-def _grl_bwd(scale, g):
-  return (-scale * g).astype(g.dtype), jnp.zeros_like(scale)
-
-
-gradient_reversal.defvjp(_grl_fwd, _grl_bwd)
+# The reversal op is part of the model's graph (models/ must not import
+# losses/); re-exported here for the loss-side callers.
+gradient_reversal = discriminator.gradient_reversal
 
 
 def dann_scale(progress) -> jnp.ndarray:

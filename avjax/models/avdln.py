@@ -13,9 +13,13 @@ from typing import Dict
 import flax.linen as nn
 import jax.numpy as jnp
 
-from avjax.losses import contrastive
-
 KINDS = ("avdln", "dcca")
+
+
+def euclidean(x: jnp.ndarray, y: jnp.ndarray, eps: float = 1e-9
+              ) -> jnp.ndarray:
+  """||x - y||_2 over the last axis (differentiable at 0)."""
+  return jnp.sqrt(jnp.sum(jnp.square(x - y), -1) + eps)
 
 
 class Encoder(nn.Module):
@@ -52,7 +56,7 @@ class AVDLN(nn.Module):
     ea = Encoder(self.hidden, self.out, name="audio")(x["audio"])
     ev = Encoder(self.hidden, self.out, name="visual")(v)
     return {"audio_emb": ea, "visual_emb": ev,
-            "dist": contrastive.euclidean(ea[:, :, None], ev[:, None, :])}
+            "dist": euclidean(ea[:, :, None], ev[:, None, :])}
 
 
 def check(model_cfg) -> list:

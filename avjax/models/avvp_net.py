@@ -10,7 +10,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from avjax.losses import adversarial
 from avjax.models import attention
 from avjax.models import avg
 from avjax.models import discriminator
@@ -125,7 +124,7 @@ class AVVPNet(nn.Module):
     x = jnp.stack([a, v], axis=2)
     disc = discriminator.ModalityDiscriminator(
         init_scheme=self.init_scheme, dtype=self.dtype, name="modality_disc")
-    return {"disc_logits": disc(adversarial.gradient_reversal(x, 1.0)),
+    return {"disc_logits": disc(discriminator.gradient_reversal(x, 1.0)),
             "disc_logits_detached": disc(jax.lax.stop_gradient(x))}
 
   def _project(self, batch):
@@ -166,7 +165,7 @@ class AVVPNet(nn.Module):
     `audio_in`, `visual_in` [B,T,d] (before it); with `adversarial`, also
     `disc_logits` [B,T,2] (audio 0, visual 1; features gradient-reversed with
     scale 1) and `disc_logits_detached` (same values, no feature gradient),
-    which `adversarial.adversarial_terms` combines into a scheduled
+    which `losses.adversarial.adversarial_terms` combines into a scheduled
     reversal."""
     mask = batch.get("segment_mask")
     if self.avg_encoder is not None:

@@ -1,11 +1,39 @@
-"""Modality discriminator of cross-modal learning (Lamba et al. 2021)."""
+"""Modality discriminator of cross-modal learning (Lamba et al. 2021) and the
+gradient reversal layer in front of it (Ganin & Lempitsky 2015)."""
 
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from avjax.models import inits
+
+
+@jax.custom_vjp
+def gradient_reversal(x: jnp.ndarray, scale) -> jnp.ndarray:
+  """Identity forward; the backward pass multiplies the gradient by -scale.
+
+  Args:
+    x: any array.
+    scale: scalar (Python float or array); receives no gradient.
+
+  Returns:
+    x unchanged.
+  """
+  del scale
+  return x
+
+
+def _grl_fwd(x, scale):
+  return x, scale
+
+
+def _grl_bwd(scale, g):
+  return (-scale * g).astype(g.dtype), jnp.zeros_like(scale)
+
+
+gradient_reversal.defvjp(_grl_fwd, _grl_bwd)
 
 
 class ModalityDiscriminator(nn.Module):

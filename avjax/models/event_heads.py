@@ -23,8 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from avjax.data import onsets as onsets_lib
 from avjax.models import encoders
+from avjax.utils import onsets as onsets_lib
 
 HEADS = ("continuous", "instant", "onset", "visual", "audio")
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from avjax.data import datasets
 from avjax.data import pipeline
-from avjax.data import synthetic_ave
+from avjax.data.synthetic import ave as synthetic_ave
 from avjax.data import tfrecord
 from avjax.evaluators import avvp_f1
 from avjax.losses import ave as ave_losses

@@ -9,7 +9,7 @@ accuracy `acc`, per-head accuracies `acc_<head>`, the union multi-label F1
 `f1_union` (micro; `f1s_union` per clip) with its mean size `card_union`,
 and the Top-K baselines `f1_top<K>` of the mean head probabilities.
 `pred_<split>.npz` keeps every head's logits and the selected instant/onset
-segments for `python -m avjax.analyze_event_heads`.
+segments for `python -m avjax.projects.event_heads.analyze`.
 """
 
 import functools

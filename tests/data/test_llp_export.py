@@ -11,10 +11,10 @@ import pytest
 
 from avjax import prepare
 from avjax.data import datasets
-from avjax.data import llp
-from avjax.data import llp_annotations
+from avjax.data.readers import llp
+from avjax.data.readers import llp_annotations
 from avjax.data import llp_export
-from avjax.data import synthetic
+from avjax.data.synthetic import avvp as synthetic
 from tests import testing_utils
 
 CFG = synthetic.SyntheticConfig(num_train=12, num_val=6, num_test=6)

@@ -8,11 +8,11 @@ from absl.testing import absltest
 import numpy as np
 import tensorflow_datasets as tfds
 
-from avjax.data import llp
-from avjax.data import llp_annotations
+from avjax.data.readers import llp
+from avjax.data.readers import llp_annotations
 from avjax.data import make_llp_fixture
 from avjax.data import tfds_builders  # pylint: disable=unused-import
-from tests.data import test_ave
+from tests.data.readers import test_ave
 
 
 def build(name, manual_dir, data_dir):

@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 
 from avjax import prepare
-from avjax.data import ave
-from avjax.data import synthetic_ave
+from avjax.data.readers import ave
+from avjax.data.synthetic import ave as synthetic_ave
 from avjax.trainers import ave_supervised
 from configs import ave as ave_config
 

@@ -7,8 +7,8 @@ from absl.testing import absltest
 import numpy as np
 
 from avjax import benchmark
-from avjax import veba_curve
-from avjax import veba_spans
+from avjax.projects.veba import curve as veba_curve
+from avjax.projects.veba import spans as veba_spans
 from avjax.data import classes
 from avjax.data import datasets
 from avjax.data import tfrecord

@@ -7,7 +7,7 @@ import tempfile
 from absl.testing import absltest
 import jax
 
-from avjax import analyze_event_heads
+from avjax.projects.event_heads import analyze as analyze_event_heads
 from avjax.trainers import event_heads
 from configs import event_heads as eh_config
 

@@ -1,0 +1,187 @@
+"""AVE in its published layout -> TFRecords: round trips, policy, real files."""
+
+import os
+
+from absl.testing import absltest
+import h5py
+import numpy as np
+
+from avjax import prepare
+from avjax.data.readers import ave
+from tests import testing_utils
+
+CATEGORIES = [f"Class {k}, kind" if k % 3 == 0 else f"Class{k}"
+              for k in range(28)]
+# (category index, video id, start, end, split)
+ROWS = [(0, "vidAAAAAAAA", 0, 10, "train"), (1, "vidBBBBBBBB", 2, 5, "train"),
+        (2, "vidCCCCCCCC", 0, 0, "train"), (3, "vidDDDDDDDD", 3, 10, "val"),
+        (4, "vidDDDDDDDD", 3, 10, "test"), (0, "vidEEEEEEEE", 7, 9, "train"),
+        (5, "vidFFFFFFFF", 0, 10, "val"), (1, "vidGGGGGGGG", 1, 4, "test")]
+ORDER = {"train": [5, 0, 1, 2], "val": [3, 6], "test": [7, 4]}
+
+
+def shared_ave_dir() -> str:
+  root = os.environ.get("AVJAX_SHARED_DATA") or os.path.join(
+      os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data")
+  return os.path.join(root, "ave")
+
+
+def expected_dense() -> np.ndarray:
+  y = np.zeros((len(ROWS), 10, 29), np.uint8)
+  y[:, :, 28] = 1
+  for i, (c, _, start, end, _) in enumerate(ROWS):
+    y[i, start:end] = 0
+    y[i, start:end, c] = 1
+  return y
+
+
+def _h5(path, array, key="avadataset"):
+  with h5py.File(path, "w") as f:
+    f.create_dataset(key, data=array)
+
+
+def write_ave_fixture(root, h5_sub="h5", newline="\n", bom="",
+                      order_files=True, vec=True, noisy=3):
+  """Writes the published AVE layout; returns the feature arrays."""
+  h5_dir = os.path.join(root, h5_sub)
+  os.makedirs(h5_dir, exist_ok=True)
+  line = lambda r: f"{CATEGORIES[r[0]]}&{r[1]}&good&{r[2]}&{r[3]}"
+  with open(os.path.join(root, "AVE_Annotations.txt"), "w", newline="") as f:
+    f.write(bom + newline.join(
+        ["Category&VideoID&Quality&StartTime&EndTime"] +
+        [line(r) for r in ROWS]) + newline)
+  with open(os.path.join(root, "AVE_categories.txt"), "w") as f:
+    f.write("\n".join(CATEGORIES) + "\n")
+  for split, idx in ORDER.items():
+    with open(os.path.join(root, f"AVE_{split}Set.txt"), "w",
+              newline="") as f:
+      f.write("".join(line(ROWS[i]) + newline for i in idx))
+    if order_files:
+      _h5(os.path.join(h5_dir, f"{split}_order.h5"), np.array(idx), "order")
+  rng = np.random.default_rng(0)
+  n = len(ROWS)
+  arrays = {"audio": rng.standard_normal((n, 10, 128), np.float32),
+            "visual_map": rng.standard_normal((n, 10, 7, 7, 512), np.float32),
+            "visual_vec": rng.standard_normal((n, 10, 512), np.float32)}
+  names = {"audio": "audio_feature", "visual_map": "visual_feature",
+           "visual_vec": "visual_feature_vec"}
+  for k, a in arrays.items():
+    if k != "visual_vec" or vec:
+      _h5(os.path.join(h5_dir, names[k] + ".h5"), a)
+  _h5(os.path.join(h5_dir, "labels.h5"), expected_dense().astype(np.float32))
+  if noisy:
+    for k in ("audio", "visual_map"):
+      arrays[k + "_noisy"] = rng.standard_normal(
+          (noisy,) + arrays[k].shape[1:], np.float32)
+      _h5(os.path.join(h5_dir, names[k] + "_noisy.h5"), arrays[k + "_noisy"])
+    _h5(os.path.join(h5_dir, "labels_noisy.h5"), np.eye(29)[[28] * noisy])
+  return arrays
+
+
+class AVEFixtureTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.root, self.out = testing_utils.make_tempdir(self), testing_utils.make_tempdir(self)
+
+  def test_round_trip(self):
+    arrays = write_ave_fixture(self.root)
+    with h5py.File(os.path.join(self.root, "h5/audio_feature.h5"), "r+") as f:
+      f["avadataset"][1, 4, 7] = np.nan
+    ds = ave.AVEDataset(self.root)
+    self.assertEqual(ds.classes, tuple(CATEGORIES) + ("background",))
+    self.assertFalse(ds.report["noisy"]["included"])  # no vec for noisy clips
+    report = prepare.convert(ds, self.out, num_shards=2, progress=False)
+    self.assertEqual(report["written"], {"train": 3, "val": 2, "test": 2})
+    self.assertEqual(report["skipped"]["train"]["by_reason"],
+                     {"non_finite": 1})
+    self.assertIn("audio_feature.h5 row 1",
+                  report["skipped"]["train"]["clips"][0]["error"])
+    dense = expected_dense()
+    for split, idx in ORDER.items():
+      clips = {c["id"]: c for c in prepare.read_clips(self.out, split)}
+      for i in idx:
+        vid = ROWS[i][1]
+        cid = f"{vid}#{i}" if vid == "vidDDDDDDDD" else vid
+        if i == 1:
+          self.assertNotIn(cid, clips)
+          continue
+        c = clips[cid]
+        for k in ("audio", "visual_map", "visual_vec"):
+          np.testing.assert_array_equal(c[k], arrays[k][i])
+        np.testing.assert_array_equal(c["seg_audio"], dense[i])
+        np.testing.assert_array_equal(c["seg_visual"], dense[i])
+        np.testing.assert_array_equal(c["labels"], dense[i].any(0))
+    s = ds.report["summary"]
+    self.assertEqual((s["empty_event_rows"], s["duplicate_video_ids"],
+                      s["videos_in_several_splits"], s["labels_h5_mismatch"]),
+                     (1, 1, 1, 0))
+
+  def test_crlf_bom_txt_splits_noisy_and_event_labels(self):
+    arrays = write_ave_fixture(self.root, "data", "\r\n", "\ufeff",
+                               order_files=False, vec=False)
+    ds = ave.AVEDataset(self.root, video_labels="event")
+    self.assertEqual(ds.splits["train"], ORDER["train"])
+    self.assertEqual([f.name for f in ds.features], ["audio", "visual_map"])
+    self.assertTrue(ds.report["noisy"]["included"])
+    clip = ds.load("train", 1)
+    self.assertEqual(np.flatnonzero(clip["labels"]).tolist(), [1])
+    self.assertEqual(np.flatnonzero(ds.load("train", 2)["labels"]).tolist(),
+                     [28])  # the empty event: background only
+    prepare.convert(ds, self.out, progress=False)
+    noisy = list(prepare.read_clips(self.out, "train_noisy"))
+    self.assertEqual([c["id"] for c in noisy],
+                     ["noisy_000", "noisy_001", "noisy_002"])
+    np.testing.assert_array_equal(noisy[1]["audio"], arrays["audio_noisy"][1])
+    np.testing.assert_array_equal(noisy[2]["seg_audio"][:, 28], 1)
+    np.testing.assert_array_equal(noisy[2]["labels"], np.eye(29)[28])
+
+  def test_labels_h5_disagreement_reported(self):
+    write_ave_fixture(self.root)
+    with h5py.File(os.path.join(self.root, "h5/labels.h5"), "r+") as f:
+      f["avadataset"][6, 0] = np.eye(29)[28]
+    ds = ave.AVEDataset(self.root, labels_source="h5")
+    self.assertEqual(ds.report["labels_h5_mismatch"]["count"], 1)
+    self.assertEqual(ds.report["labels_h5_mismatch"]["examples"][0]["row"], 6)
+    self.assertEqual(ds.load("val", 6)["seg_audio"][0].argmax(), 28)
+    ds = ave.AVEDataset(self.root, labels_source="annotations")
+    self.assertEqual(ds.load("val", 6)["seg_audio"][0].argmax(), 5)
+
+  def test_feature_rows_must_match_annotations(self):
+    write_ave_fixture(self.root)
+    _h5(os.path.join(self.root, "h5/audio_feature.h5"),
+        np.zeros((7, 10, 128), np.float32))
+    with self.assertRaisesRegex(ValueError, r"audio_feature.h5.*\[7, 10, 128\]"
+                                r".*expected \[8, 10, 128\]"):
+      ave.AVEDataset(self.root)
+
+
+class AVERealAnnotationsTest(absltest.TestCase):
+
+  def test_counts(self):
+    root = shared_ave_dir()
+    if not os.path.isdir(root):
+      self.skipTest(f"shared AVE annotations not found at {root}")
+    rows, classes, splits, ids, dense, report = ave.read_annotations(root)
+    self.assertLen(rows, 4143)
+    self.assertLen(classes, 29)
+    self.assertEqual(classes[-1], "background")
+    self.assertEqual({s: len(v) for s, v in splits.items()},
+                     {"train": 3339, "val": 402, "test": 402})
+    self.assertLen(set(ids), 4143)
+    self.assertEqual(dense.shape, (4143, 10, 29))
+    np.testing.assert_array_equal(dense.sum(2), 1)
+    counts = {k: v["count"] for k, v in report.items()
+              if isinstance(v, dict) and "count" in v}
+    self.assertEqual(counts, {
+        "empty_event_rows": 1, "clipped_event_rows": 0,
+        "duplicate_video_ids": 45, "videos_in_several_splits": 18,
+        "rows_in_no_split": 0, "rows_in_several_splits": 0,
+        "split_rows_not_in_annotations": 0, "split_order_mismatch": 0,
+        "labels_h5_mismatch": 0, "bad_rows": 0})
+    self.assertEqual(report["empty_event_rows"]["examples"][0]["video_id"],
+                     "VWi2ENBuTbw")
+
+
+if __name__ == "__main__":
+  absltest.main()
