@@ -7,7 +7,8 @@ its final-epoch checkpoint, `config.ma.checkpoint`) scores the assembled clips
 (A_i, V_j) and (A_j, V_i); any evidence of a class of clip i can then only
 come from the track of i that was kept. Predictions are divided by the class's
 normalised training error E_c = err_c / max err (per modality, err_c = mean
-over training clips of [p_c > 0.5] != y_c on the original clips), and the
+over training clips of [p_c > 0.5] != y_c on the original clips, in the
+reference's float32 form 1 - accuracy), and the
 label of class c is dropped
 
   visual: when both heads on (A_j, V_i) give p / E^v_c < 0.5,
@@ -312,10 +313,20 @@ def collect_pairs(s: avvp_weak.Setup, state, batch_size: int
 def error_rates(prob: np.ndarray, labels: np.ndarray,
                 threshold: float = 0.5) -> np.ndarray:
   """Per-class training error err_c / max_c err_c of [N, C] probabilities
-  (float32, as the reference's 1 - accuracy; all 0 when no class errs)."""
-  err = np.mean((prob > threshold) != (labels > 0), axis=0).astype(np.float32)
-  top = float(err.max()) if err.size else 0.0
-  return err / np.float32(top) if top > 0 else np.zeros_like(err)
+  (all 0 when no class errs).
+
+  Bit for bit the reference's float32 arithmetic: accuracy = correct / N
+  rounded to float32 (its `.float().mean(0)`; the count is exact), then
+  err = 1 - accuracy in float32. The exact k / N differs from that by up to
+  ~2e-5 relative (e.g. 1/2000 vs 1 - fl(1999/2000)), enough to flip a
+  probability lying that close to 0.5 E_c in `decide`.
+  """
+  prob, labels = np.asarray(prob), np.asarray(labels)
+  correct = ((prob > threshold) == (labels > 0)).sum(axis=0)
+  n = np.float32(max(len(prob), 1))
+  err = np.float32(1) - correct.astype(np.float32) / n
+  top = err.max() if err.size else np.float32(0)
+  return err / top if top > 0 else np.zeros_like(err)
 
 
 def below(prob: np.ndarray, e: np.ndarray, threshold: float) -> np.ndarray:

@@ -230,6 +230,31 @@ class RuleTest(absltest.TestCase):
     np.testing.assert_array_equal(ka, [[1, 1, 0], [1, 0, 1], [0, 1, 1],
                                        [0, 0, 1]])
 
+  def test_error_rates_round_as_the_reference(self):
+    # The reference's E_c is (1 - acc_c) / max(1 - acc), acc = the float32
+    # mean of [p > 0.5] == y: 1 - fl(1999/2000) is not 1/2000 (~2e-5
+    # relative), so E = 1/3 exactly would keep a label the reference drops.
+    n = 2000
+    labels = np.zeros((n, 2), np.float32)
+    labels[:, 0] = 1
+    orig = np.tile(np.float32([0.9, 0.1]), (n, 1))
+    orig[0, 0] = 0.2  # class 0: 1 error
+    orig[1:4, 1] = 0.8  # class 1: 3 errors
+    acc = np.float32([1999, 1997]) / np.float32(n)
+    ref = (np.float32(1) - acc) / (np.float32(1) - acc).max()
+    e = ma_refine.error_rates(orig, labels)
+    self.assertEqual(e.dtype, np.float32)
+    np.testing.assert_array_equal(e, ref)
+    self.assertNotEqual(e[0], np.float32(1 / 3))
+    # p = 0.16667: p / E_0 = 0.49999 (reference: dropped), p * 3 = 0.50001.
+    a = np.tile(orig[:, None], (1, 3, 1))
+    a[0, ma_refine.SWAP_AUDIO, 0] = 0.16667
+    pred = {"labels": labels, "ok": np.ones(n, bool), "audio_prob": a,
+            "visual_prob": a.copy()}
+    _, kv = ma_refine.decide(pred, e, e)
+    self.assertFalse(kv[0, 0])
+    self.assertEqual(int((labels > 0).sum() - kv.sum()), 1)
+
   def test_error_rates_without_errors(self):
     prob = np.array([[0.9, 0.1]])
     e = ma_refine.error_rates(prob, np.array([[1, 0]]))
