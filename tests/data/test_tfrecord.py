@@ -108,6 +108,33 @@ class TFRecordTest(absltest.TestCase):
                                 r"corrupt TFRecord.*train-00000-of-00002"):
       list(pipeline.train_batches(src, 4, seed=0, num_steps=4))
 
+  def test_flipped_data_bit_names_the_clip(self):
+    tu.write_fake_dataset(self.dir, {"train": 16}, num_shards=2)
+    info = tfrecord.read_info(self.dir)
+    path = tfrecord.split_files(self.dir, info, "train")[0]
+    offsets = pipeline.record_offsets(path)
+    data = bytearray(open(path, "rb").read())
+    data[offsets[2] + 20] ^= 0x01  # inside clip 3's data
+    open(path, "wb").write(bytes(data))
+    src = pipeline.Source(self.dir, "train", ("audio",))
+    with self.assertRaisesRegex(
+        pipeline.DataError, rf"train-00000-of-00002.tfrecord \(clip 3 of the "
+        rf"file, at byte {offsets[2]}: "):
+      list(pipeline.train_batches(src, 4, seed=0, num_steps=4))
+
+  def test_file_changed_after_the_check_is_refused(self):
+    tu.write_fake_dataset(self.dir, {"train": 16}, num_shards=2)
+    info = tfrecord.read_info(self.dir)
+    path = tfrecord.split_files(self.dir, info, "train")[0]
+    src = pipeline.Source(self.dir, "train", ("audio",))
+    batches = pipeline.train_batches(src, 4, seed=0, num_steps=8)
+    next(batches)
+    with open(path, "ab") as f:  # e.g. a prepare run rewriting the shard
+      f.write(b"\0" * 16)
+    with self.assertRaisesRegex(pipeline.DataError,
+                                "train-00000-of-00002.*changed"):
+      list(batches)
+
   def test_missing_info_explains(self):
     with self.assertRaisesRegex(FileNotFoundError, "dataset_info.json"):
       tfrecord.read_info(self.dir)
