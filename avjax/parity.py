@@ -267,8 +267,8 @@ def find_python(python: Optional[str]) -> str:
 def official_args(proto: Dict[str, Any], seed: int) -> List[str]:
   """main_avvp.py's arguments: data paths relative to the export folder and
   the protocol."""
-  from avjax.data import llp  # pylint: disable=g-import-not-at-top
-  from avjax.data import llp_annotations  # pylint: disable=g-import-not-at-top
+  from avjax.data.readers import llp  # pylint: disable=g-import-not-at-top
+  from avjax.data.readers import llp_annotations  # pylint: disable=g-import-not-at-top
   folders = {s.spec.name: s.folder for s in llp.STREAMS.values()}
   files = llp_annotations.SPLIT_FILES
   return ["--audio_dir", f"data/{folders['audio']}/",
@@ -876,7 +876,7 @@ def no_event_scores(root: str, split: str) -> Dict[str, float]:
   untrained or collapsed model scores: clips without events of a modality
   count 1)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from avjax.data import llp_annotations  # pylint: disable=g-import-not-at-top
+  from avjax.data.readers import llp_annotations  # pylint: disable=g-import-not-at-top
   from avjax.metrics import avvp  # pylint: disable=g-import-not-at-top
   _, gt_a, gt_v, _ = llp_annotations.read_dense(root, split)
   none = np.zeros_like(gt_a)

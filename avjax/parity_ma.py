@@ -238,7 +238,7 @@ def read_train_labels(root: str) -> Tuple[List[str], Dict[str, Set[str]],
                                                                   Set[str]]]]]:
   """(train filenames in CSV row order, weak labels, per-modality truth or
   None) of an export."""
-  from avjax.data import llp_annotations  # pylint: disable=g-import-not-at-top
+  from avjax.data.readers import llp_annotations  # pylint: disable=g-import-not-at-top
   from avjax.data import llp_export  # pylint: disable=g-import-not-at-top
   rows = llp_annotations.read_weak(os.path.join(
       root, llp_annotations.SPLIT_FILES["train"]))
