@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "h5py==3.14.0",
     "importlib_resources==7.1.0",
     "matplotlib==3.11.2",
+    "av==18.1.0",
 ]
 
 setuptools.setup(

@@ -1,0 +1,1 @@
+"""Reading video files: PyAV decoding (`decode`) and VGGish log-mel (`logmel`)."""
