@@ -25,13 +25,13 @@ PACKAGE = os.path.join(ROOT, "avjax")
 LAYERS = {
     "avjax": 0, "utils": 0, "errors": 0, "metrics": 0,
     "data": 1,
-    "models": 2,
+    "models": 2,  # also models/extractors (ResNet, R(2+1)D, VGG, VGGish)
     "losses": 3,
     "trainers": 4,
     "evaluators": 5,
     "projects": 6, "main": 6, "evaluate": 6, "prepare": 6, "score": 6,
     "sweep": 6, "benchmark": 6, "parity": 6, "parity_ma": 6,
-    "parity_official": 6, "parity_ma_official": 6,
+    "parity_official": 6, "parity_ma_official": 6, "extract": 6, "parse": 6,
 }
 LAYER_NAMES = {0: "leaf libraries (utils, errors, metrics)", 1: "data",
                2: "models", 3: "losses", 4: "trainers", 5: "evaluators",
@@ -175,6 +175,8 @@ def test_graph_sees_imports():
   assert "avjax.data.pipeline" in g["avjax.data.llp_export"]
   assert "avjax.data.tfrecord" in g["avjax.data.pipeline"]
   assert "avjax.utils.onsets" in g["avjax.models.event_heads"]
+  assert ("avjax.models.extractors.checkpoints"
+          in g["avjax.models.extractors.resnet"])
 
 
 def main(argv: List[str]) -> int:
