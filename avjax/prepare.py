@@ -2,6 +2,17 @@
 
   python -m avjax.prepare <llp|ave|veba|single_label|own> --root=DIR --out=DIR
       [--num_shards=16] [--workers=K] [--strict] [--overwrite] [options]
+  python -m avjax.prepare own --videos=DIR --out=DIR [--labels=CSV]
+      [--weights=files --vggish_weights=F --resnet_weights=F
+       --r2plus1d_weights=F | --weights=random] [extraction options]
+
+`own --videos=DIR` first extracts features from every video file in DIR
+(`avjax.extract`: VGGish, ResNet-152, R(2+1)D-18) into --root (default
+OUT/features: one <id>.npz per video, resumable, videos already there are
+skipped; bad videos are reported with the file and reason and left out),
+then converts that folder as `own --root` does. The extraction settings are
+kept in dataset_info.json (`extra.extraction`), where `avjax.parse` finds
+them.
 
 `python -m avjax.prepare <dataset> --help` describes the layout that dataset
 must have on disk (the authors' published one for LLP and AVE) and its options.
@@ -48,6 +59,7 @@ import time
 from typing import Dict, List, Optional
 
 from avjax import errors
+from avjax import extract as extract_lib
 from avjax.data.readers import pooled
 from avjax.data import tfrecord
 from avjax.utils import cli
@@ -366,8 +378,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(name, description=module.__doc__,
                        help=module.__doc__.split("\n")[0],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", required=True, help="dataset folder (layout "
-                   "above)")
+    p.add_argument("--root", default=None, help="dataset folder (layout "
+                   "above); required" + (
+                       " unless --videos is given (then the features "
+                       "folder, default OUT/features)" if name == "own"
+                       else ""))
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num_shards", type=int, default=16,
                    help="shards per split (fewer if a split is smaller)")
@@ -387,10 +402,24 @@ def make_parser() -> argparse.ArgumentParser:
                    "visual: LLP's [80, 2048] -> [10, 2048]; the same HAN "
                    "outputs, 8x less to read; see avjax.data.readers.pooled)")
     module.add_arguments(p)
+    if name == "own":
+      p.add_argument("--videos", default=None, help="folder of video files:"
+                     " extract their features into --root first "
+                     "(avjax.extract)")
+      extract_lib.add_arguments(p)
   return parser
 
 
 def check_args(args) -> None:
+  if getattr(args, "videos", None):
+    if not os.path.isdir(args.videos):
+      raise FileNotFoundError(f"--videos={args.videos}: no such folder")
+    if not args.root:
+      args.root = os.path.join(args.out, "features")
+    os.makedirs(args.root, exist_ok=True)
+  if not args.root:
+    raise ValueError(f"--root is required for {args.dataset}" + (
+        " (or --videos=DIR)" if args.dataset == "own" else ""))
   if not os.path.exists(args.root):
     raise FileNotFoundError(f"--root={args.root}: no such folder")
   if not os.path.isdir(args.root):
@@ -408,13 +437,21 @@ def _main(argv: List[str]) -> int:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   args = make_parser().parse_args(argv)
   check_args(args)
+  extraction = None
+  if getattr(args, "videos", None):
+    extraction = extract_videos(args)
   dataset = importlib.import_module(DATASETS[args.dataset]).from_args(args)
+  if extraction:
+    dataset.extra["extraction"] = extraction["settings"]
   if args.pool_frames:
     dataset = pooled.PooledFrames(dataset, args.pool_frames.split(","))
   command = {"argv": shlex.join(["python", "-m", "avjax.prepare"] + [
       a for a in argv if a != "--debug"]), "cwd": os.getcwd()}
   report = convert(dataset, args.out, args.num_shards, args.workers,
                    args.strict, args.overwrite, not args.quiet, command)
+  if extraction:
+    report["extraction"] = extraction
+    _write_json(os.path.join(args.out, REPORT_FILE), report)
   sys.stderr.write("\n".join(summary_lines(report, args.out)) + "\n")
   if not sum(report["written"].values()):
     cli.report(PROG, "no clip was written; see the reasons above")
@@ -423,6 +460,27 @@ def _main(argv: List[str]) -> int:
 
 
 PROG = "avjax.prepare"
+
+
+def extract_videos(args) -> Dict:
+  """`own --videos`: features of every video into args.root (resumable)."""
+  cfg = extract_lib.config_from_args(args)
+  res = extract_lib.extract_folder(args.videos, args.root, cfg,
+                                   progress=not args.quiet)
+  n = res["done"] + res["skipped_existing"]
+  sys.stderr.write(
+      f"extract: {res['done']} video(s) in {res['seconds']} s "
+      f"({res['videos_per_s']} videos/s), {res['skipped_existing']} already "
+      f"in {args.root}, {len(res['failed'])} failed\n")
+  for f in res["failed"]:
+    sys.stderr.write(f"  skipped video: {f['error']}\n")
+  if cfg.weights == "random":
+    sys.stderr.write(f"  note: {extract_lib.RANDOM_NOTE}\n")
+  if not n:
+    raise ValueError(f"--videos={args.videos}: no video could be read; see "
+                     "the reasons above")
+  res["settings"] = cfg.describe()
+  return res
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,0 +1,121 @@
+"""avjax.extract: segments, decoding to model inputs, the device loop (small
+fake models), the resumable folder extraction with bad files."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from avjax import extract
+from avjax.data.synthetic import videos
+
+SMALL = dict(resize=32, frame_size=32, motion_size=16, batch_size=4,
+             workers=0)
+
+
+def fake_models(seed=0):
+  """Cheap stand-ins with the Model contract: per-item statistics."""
+  def make(dim):
+    def fn(v, x):
+      x = x.astype(jnp.float32).reshape(x.shape[0], -1)
+      return jnp.stack([x.mean(1), x.std(1)], 1) @ v
+    return extract.Model(jax.jit(fn), jnp.asarray(
+        np.random.default_rng(seed).normal(size=(2, dim)), jnp.float32), dim)
+  return {"audio": make(128), "visual": make(2048), "motion": make(512)}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+  d = tmp_path_factory.mktemp("vids")
+  videos.make_demo_set(str(d), 2, seed=3)
+  # 2.5 s at 25 fps: a partial last segment.
+  rng = np.random.default_rng(0)
+  frames = (rng.integers(0, 255, (62, 24, 40, 3))).astype(np.uint8)
+  videos.write_video(str(d / "short.mp4"), frames, 25,
+                     0.1 * rng.standard_normal(40000))
+  return d
+
+
+@pytest.mark.parametrize("dur,t", [(10.0, 10), (9.7, 10), (10.004, 10),
+                                   (0.3, 1), (10.5, 11), (0.0, 1)])
+def test_num_segments(dur, t):
+  assert extract.num_segments(dur) == t
+
+
+def test_decode_video_shapes_and_padding(demo):
+  cfg = extract.ExtractConfig(**SMALL)
+  d = extract.decode_video(str(demo / "short.mp4"), cfg)
+  assert d["num_segments"] == 3
+  assert d["waves"].shape == (3, 15600)
+  assert d["frames"].shape == (24, 32, 32, 3)
+  assert d["clips"].shape == (3, 8, 16, 16, 3)
+  assert d["info"]["decoded_frames"] == 20  # ceil(2.48 s * 8)
+  # segment 2 holds 0.5 s of audio, then zeros; frames padded with the last
+  assert np.abs(d["waves"][2, :7000]).max() > 0
+  assert not d["waves"][2, 8000:].any()
+  np.testing.assert_array_equal(d["frames"][20], d["frames"][23])
+
+
+def test_extractor_features(demo):
+  cfg = extract.ExtractConfig(weights="random", **SMALL)
+  ex = extract.Extractor(cfg, fake_models())
+  out = extract.extract(str(demo / "demo_000.mp4"), cfg, ex)
+  assert out["audio"].shape == (10, 128)
+  assert out["visual"].shape == (80, 2048)
+  assert out["motion"].shape == (10, 512)
+  assert out["info"]["extraction"]["weights"] == "random"
+  assert extract.RANDOM_NOTE in out["info"]["notes"]
+  # batching with padding does not change per-item results
+  ex2 = extract.Extractor(extract.ExtractConfig(weights="random", **dict(
+      SMALL, batch_size=7)), fake_models())
+  out2 = extract.extract(str(demo / "demo_000.mp4"), cfg, ex2)
+  np.testing.assert_allclose(out["visual"], out2["visual"], rtol=1e-5)
+
+
+def test_extract_folder_resumes_and_reports_bad_files(demo, tmp_path):
+  vids = tmp_path / "v"
+  vids.mkdir()
+  for n in ("demo_000.mp4", "demo_001.mp4"):
+    os.symlink(demo / n, vids / n)
+  (vids / "broken.mp4").write_text("not a video")
+  (vids / "notes.txt").write_text("ignored")
+  cfg = extract.ExtractConfig(weights="random", **SMALL)
+  ex = extract.Extractor(cfg, fake_models())
+  out = tmp_path / "f"
+  res = extract.extract_folder(str(vids), str(out), cfg, ex, progress=False)
+  assert res["done"] == 2 and res["skipped_existing"] == 0
+  assert len(res["failed"]) == 1
+  assert "broken.mp4" in res["failed"][0]["error"]
+  assert sorted(os.listdir(out)) == ["demo_000.npz", "demo_001.npz",
+                                     "extraction.json", "failed.json"]
+  with np.load(out / "demo_000.npz") as z:
+    assert z["visual"].shape == (80, 2048)
+    assert json.loads(str(z["info"]))["num_segments"] == 10
+  res = extract.extract_folder(str(vids), str(out), cfg, ex, progress=False)
+  assert res["done"] == 0 and res["skipped_existing"] == 2
+  with pytest.raises(extract.ExtractError, match="other settings"):
+    extract.extract_folder(str(vids), str(out), extract.ExtractConfig(
+        weights="random", seed=1, **SMALL), ex, progress=False)
+
+
+def test_decoder_pool_keeps_order(demo):
+  cfg = extract.ExtractConfig(**dict(SMALL, workers=2))
+  paths = [str(demo / n) for n in ("short.mp4", "missing.mp4",
+                                   "demo_000.mp4")]
+  got = list(extract.iter_decoded(paths, cfg))
+  assert [g["path"] for g in got] == paths
+  assert "error" in got[1] and got[1]["user_error"]
+  assert "missing.mp4" in got[1]["error"]
+  assert got[2]["num_segments"] == 10
+
+
+def test_config_checks():
+  with pytest.raises(extract.ExtractError, match="random"):
+    extract.ExtractConfig(weights="imagenet").check()
+  with pytest.raises(extract.ExtractError, match="crop"):
+    extract.ExtractConfig(resize=100, frame_size=224).check()
+  d = extract.ExtractConfig(weights="random").describe()
+  assert "note" in d and "resnet_weights" not in d
