@@ -24,8 +24,13 @@ from avjax import errors
 
 Shapes = Dict[str, Tuple[int, ...]]
 
-# arch -> (file name, URL) of the public torchvision ImageNet/Kinetics weights.
+# arch -> (file name, URL) of the public torchvision ImageNet/Kinetics weights
+# (the IMAGENET1K_V1 / KINETICS400_V1 files; LLP used ResNet-152 V1).
 WEIGHTS = {
+    "resnet50": ("resnet50-0676ba61.pth",
+                 "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+    "resnet101": ("resnet101-63fe2227.pth",
+                  "https://download.pytorch.org/models/resnet101-63fe2227.pth"),
     "resnet152": ("resnet152-394f9c45.pth",
                   "https://download.pytorch.org/models/resnet152-394f9c45.pth"),
     "r2plus1d_18": ("r2plus1d_18-91a641e6.pth",

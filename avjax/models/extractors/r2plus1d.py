@@ -22,7 +22,9 @@ and scripts/utils.py, read at commit fde5611): frames decoded at 8 fps
 with torchvision `Resize((112, 112))` (both sides, aspect ratio not kept, no
 crop), [0, 1] RGB, then the Kinetics mean/std below (`normalize`); the
 model is `r2plus1d_18(pretrained=True)` without `fc` -> [10, 512] per video.
-So one clip is [8, 112, 112, 3].
+So one clip is [8, 112, 112, 3]. (torchvision's own evaluation of these
+weights differs: 16-frame clips at 15 fps, Resize((128, 171)) + CentreCrop
+112, per its KINETICS400_V1 metadata in torchvision 0.29.1.)
 
   model, variables = r2plus1d.load("r2plus1d_18", weights_dir)
   feats = jax.jit(model.apply)(variables, r2plus1d.normalize(clips_uint8))

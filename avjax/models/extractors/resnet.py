@@ -12,10 +12,14 @@ LLP features (Tian et al., ECCV 2020; AVVP-ECCV20 scripts/extract_frames.py
 and extract_rgb_feat.py, read at commit fde5611): frames decoded with
 `ffmpeg -r 8` (8 per second), 80 frames per 10 s video picked by
 `round(linspace(0, n_frames - 1, 80))`, each through `pretrainedmodels`'
-resnet152 (the torchvision ImageNet weights) with its `LoadTransformImage`:
-resize the shorter side to 256 (= floor(224 / 0.875)), centre crop 224,
-[0, 1] RGB, ImageNet mean/std (`normalize` below), `last_linear` removed ->
-[80, 2048] per video, 8 frames per 1 s segment.
+resnet152 (torchvision's ResNet-152 with the ImageNet weights of the file
+resnet152-b121ed2d.pth, the name older torchvision used; torchvision 0.29
+serves IMAGENET1K_V1 as resnet152-394f9c45.pth, same key layout, values
+not compared here) with its `LoadTransformImage` (pretrainedmodels
+utils.py, torchvision_models.py): resize the shorter side to 256
+(= floor(224 / 0.875), bilinear), centre crop 224, [0, 1] RGB, ImageNet
+mean/std (`normalize` below), `last_linear` removed -> [80, 2048] per
+video, 8 frames per 1 s segment.
 
   model, variables = resnet.load("resnet152", weights_dir)
   feats = jax.jit(model.apply)(variables, resnet.normalize(frames_uint8))

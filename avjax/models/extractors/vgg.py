@@ -6,10 +6,20 @@ with widths 64/128/256/512/512, each stage ending in a 2x2/2 max pool (floor)
 -> pool5 [H/32, W/32, 512] (7x7x512 at 224x224). The avgpool and
 `classifier` are dropped. NHWC: the output is [B, h, w, 512], channels last.
 
-AVE (Tian et al., ECCV 2018) uses VGG-19 pool5 maps, 7x7x512 per 1 s
-segment at 224x224, as given in this issue (one frame per segment); the
-exact frame sampling of the published AVE features was not checked here
-(the AVE repository ships features, its extraction code was not read).
+AVE (Tian et al., ECCV 2018) ships VGG-19 pool5 features, one 7x7x512 map
+per 1 s segment ([10, 7, 7, 512] per video); its extraction script is not
+published (YapengTian/AVE-ECCV18 lists Keras among the requirements). What
+the repository shows (attention_visualization.py, drawing the 7x7 attention
+over the frames of each segment): 16 frames sampled per 1 s segment (`sample_num = 16 # 16 frames for 1-sec video segment`, at
+int(l * interval + i / 16 * interval) with interval = n_frames // 10),
+each resized to 224x224 with cv2.resize (aspect not kept, no crop); the
+paper, as we recall it and did not re-read here, averages the 16 pool5
+maps of a segment. Not certain, then: how many frames per segment
+(issue 22 says one) and which VGG-19 weights/preprocessing (a Keras VGG19
+would use caffe-style BGR mean subtraction, not the torchvision ImageNet
+mean/std used here). Callers average `VGG` outputs over a segment's frames
+for the 16-frame recipe.
+
 Input normalisation: torchvision ImageNet mean/std on [0, 1] RGB
 (`normalize`, same as ResNet).
 
