@@ -176,7 +176,19 @@ def test_graph_sees_imports():
   assert "avjax.data.tfrecord" in g["avjax.data.pipeline"]
   assert "avjax.utils.onsets" in g["avjax.models.event_heads"]
   assert ("avjax.models.extractors.checkpoints"
+          in g["avjax.models.extractors.vggish"])
+  assert ("avjax.models.extractors.checkpoints"
           in g["avjax.models.extractors.resnet"])
+
+
+def test_video_modules_layers():
+  # decoding, log-mel and generated videos are data; extractors are models.
+  g = graph()
+  for module, want in (("avjax.data.video.decode", 1),
+                       ("avjax.data.video.logmel", 1),
+                       ("avjax.data.synthetic.videos", 1),
+                       ("avjax.models.extractors.vggish", 2)):
+    assert module in g and layer(module) == want, module
 
 
 def main(argv: List[str]) -> int:

@@ -53,7 +53,8 @@ class Look:
 
 
 CLASSES: Dict[str, Sequence] = {
-    "Violin_fiddle": (Sound((660.0,), (600, 720)), Look((40, 70, 230), "square")),
+    "Violin_fiddle": (Sound((660.0,), (600, 720)),
+                      Look((40, 70, 230), "square")),
     "Cello": (Sound((196.0,), (170, 230)), Look((220, 40, 40), "circle")),
     "Fire_alarm": (Sound((2500.0,), (2400, 2600), beep_hz=4.0),
                    Look((250, 150, 20), "square")),

@@ -1,1 +1,1 @@
-"""Reading video files: PyAV decoding (`decode`) and VGGish log-mel (`logmel`)."""
+"""Reading video files: PyAV decoding (`decode`), VGGish log-mel (`logmel`)."""

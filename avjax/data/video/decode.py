@@ -30,13 +30,13 @@ start, usually 0), so audio sample i and a frame at time t line up.
 Errors (`avjax.errors.UserError` subclasses, naming the file): a missing or
 unreadable file or a decoding failure (`UnreadableVideoError`), no audio and
 no video stream (`NoStreamsError`), no video stream or no decodable frame
-when frames are asked for (`NoVideoStreamError`: an audio-only file).
+when frames are asked for (`NoVideoStreamError`: an audio-only file), no
+audio track when audio is required (`NoAudioStreamError`).
 """
 
 import contextlib
 import dataclasses
 import fractions
-import math
 import os
 import warnings
 from typing import Iterator, Optional, Tuple
@@ -64,6 +64,10 @@ class NoStreamsError(VideoError):
 
 class NoVideoStreamError(VideoError):
   """Frames were asked for but the file has no (decodable) video stream."""
+
+
+class NoAudioStreamError(VideoError):
+  """Audio was required (if_missing="error") but the file has no track."""
 
 
 class MissingAudioWarning(UserWarning):
@@ -245,7 +249,7 @@ def iter_audio_16k_mono(path: str, *, if_missing: str = "zeros",
   total = info.num_audio_samples
   if not info.has_audio:
     if if_missing == "error":
-      raise NoVideoStreamError(f"{path}: no audio track")
+      raise NoAudioStreamError(f"{path}: no audio track")
     if if_missing != "zeros":
       raise ValueError(f"if_missing={if_missing!r}: 'zeros' or 'error'")
     _warn_missing(info)

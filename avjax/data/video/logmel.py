@@ -50,7 +50,8 @@ def hertz_to_mel(f):
 @functools.lru_cache(maxsize=None)
 def mel_matrix() -> np.ndarray:
   """[257, 64] float64 weights of FFT bins in the mel bands (see module)."""
-  bins_mel = hertz_to_mel(np.linspace(0.0, SAMPLE_RATE / 2, FFT_LENGTH // 2 + 1))
+  bins_mel = hertz_to_mel(
+      np.linspace(0.0, SAMPLE_RATE / 2, FFT_LENGTH // 2 + 1))
   edges = np.linspace(hertz_to_mel(MEL_MIN_HZ), hertz_to_mel(MEL_MAX_HZ),
                       NUM_BANDS + 2)
   lo, mid, hi = edges[:-2], edges[1:-1], edges[2:]

@@ -1,4 +1,4 @@
-"""The generated demo videos: counts, durations, and truth that decoding sees."""
+"""Generated demo videos: counts, durations, truth that decoding sees."""
 
 import json
 import os

@@ -2,7 +2,6 @@
 
 import fractions
 import math
-import os
 import wave
 
 import numpy as np
@@ -155,7 +154,7 @@ def test_no_audio_track_reads_silence_and_warns(files):
   with pytest.warns(decode.MissingAudioWarning, match="short.mp4"):
     x = decode.audio_16k_mono(path)
   assert x.shape == (8320,) and not x.any()
-  with pytest.raises(decode.VideoError, match="short.mp4"):
+  with pytest.raises(decode.NoAudioStreamError, match="short.mp4"):
     decode.audio_16k_mono(path, if_missing="error")
 
 
