@@ -226,9 +226,9 @@ def convert_torch(state_dict: Mapping[str, Any],
   Conv weights [O, I, 3, 3] -> kernels [3, 3, I, O]; Linear [out, in] ->
   [in, out] (the port flattens in TF's (H, W, C) order, so no permutation).
   """
-  sd = checkpoints.load_state_dict(state_dict)
+  sd = _read_torch(state_dict)
   pca_keys = [k for pair in _TORCH_PCA for k in pair]
-  pca = dict(checkpoints.load_state_dict(pca)) if pca is not None else {}
+  pca = dict(_read_torch(pca)) if pca is not None else {}
   pca.update({k: v for k, v in sd.items() if k in pca_keys})
   sd = {k: v for k, v in sd.items() if k not in pca_keys}
   arrays = checkpoints.check_state_dict(sd, torch_shapes(), {}, "vggish")
@@ -241,6 +241,23 @@ def convert_torch(state_dict: Mapping[str, Any],
   m, v = _pca(pca, where)
   return Weights(params, m, v, relu_embedding=True, rounding="round",
                  source=where)
+
+
+def _read_torch(source) -> Dict[str, np.ndarray]:
+  """checkpoints.load_state_dict, with a hint for pickles torch refuses."""
+  try:
+    return checkpoints.load_state_dict(source)
+  except checkpoints.WeightsError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    if isinstance(source, Mapping):
+      raise
+    raise checkpoints.WeightsError(
+        f"{source}: torch.load(weights_only=True) refused it ({e}). If you "
+        "trust the file, convert it once to .npz and pass that: python -c "
+        "\"import sys, numpy as np, torch; d = torch.load(sys.argv[1], "
+        "weights_only=False); np.savez(sys.argv[2], **{k: np.asarray(v) for "
+        f"k, v in d.items()}})\" {source} OUT.npz") from None
 
 
 def read_tf_checkpoint(path: str) -> Dict[str, np.ndarray]:

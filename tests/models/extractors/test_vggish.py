@@ -185,3 +185,18 @@ def test_errors_name_files_and_downloads(torch_sd, tmp_path):
   del variables["vggish/fc1/fc1_2/weights"]
   with pytest.raises(checkpoints.WeightsError, match="fc1/fc1_2/weights"):
     vggish.convert_tf(variables, pca)
+
+
+def test_refused_pickle_gets_a_conversion_hint(monkeypatch, tmp_path):
+  import pickle  # pylint: disable=g-import-not-at-top
+
+  def refuse(source):
+    if isinstance(source, str):
+      raise pickle.UnpicklingError("Weights only load failed")
+    return dict(source)
+
+  monkeypatch.setattr(checkpoints, "load_state_dict", refuse)
+  path = str(tmp_path / "vggish_pca_params-970ea276.pth")
+  with pytest.raises(checkpoints.WeightsError,
+                     match="970ea276.pth.*refused.*weights_only=False"):
+    vggish.convert_torch({}, path)
