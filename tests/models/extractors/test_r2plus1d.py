@@ -1,5 +1,6 @@
 """R(2+1)D-18 extractor == torchvision on seeded weights (fixture)."""
 
+import numpy as np
 import pytest
 
 from avjax.models.extractors import r2plus1d
@@ -31,3 +32,19 @@ def test_layout():
   assert keys["layer4.0.downsample.0.weight"] == (512, 256, 1, 1, 1)
   assert "layer1.0.downsample.0.weight" not in keys
   assert keys["fc.weight"] == (400, 512)
+
+
+def test_factorised_convs_equal_3d_convolution():
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  x = np.random.default_rng(0).standard_normal((2, 5, 9, 7, 3), np.float32)
+  for kernel, stride, pad in (((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+                              ((3, 1, 1), (2, 1, 1), (1, 0, 0)),
+                              ((1, 1, 1), (2, 2, 2), (0, 0, 0)),
+                              ((3, 3, 3), (1, 2, 1), (1, 1, 0))):
+    conv = r2plus1d.Conv3D(4, kernel, stride, pad)
+    v = conv.init(jax.random.key(0), x)
+    ref = lax.conv_general_dilated(
+        x, v["params"]["kernel"], stride, [(p, p) for p in pad],
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+    np.testing.assert_allclose(conv.apply(v, x), ref, rtol=1e-5, atol=1e-5)
