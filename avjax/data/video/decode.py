@@ -14,7 +14,11 @@ start, usually 0), so audio sample i and a frame at time t line up.
   frames_at      samples t_k = k / fps for k = 0, 1, ... while t_k < video
                  end: ceil(video_end * fps) samples (exact rational times);
                  each gets the last decoded frame starting at or before t_k
-                 (the first frame for samples before it).
+                 (the first frame for samples before it). Variable frame
+                 rates are followed by timestamp. frames_at takes the video
+                 end from the decoded frames, `probe` from the container's
+                 header; they agree unless the header is wrong. Rotation
+                 metadata (phone videos) is not applied.
   audio          16 kHz mono float32 in [-1, 1]: channels averaged (as
                  VGGish's wavfile_to_examples does), resampled by
                  libswresample, clipped. Exactly round(audio_end * 16000)

@@ -185,3 +185,46 @@ def test_truncated_file_is_an_error_or_a_prefix(files, tmp_path):
     assert "cut.mp4" in str(e)
   else:
     assert len(got) <= 78
+
+
+def write_vfr(path, pts_ms, audio_start_s):
+  """Frames at the given times (variable rate), a 1 s tone from audio_start_s."""
+  import av  # pylint: disable=g-import-not-at-top
+  with av.open(path, "w") as c:
+    vs = c.add_stream("libx264", rate=25)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+    vs.codec_context.time_base = F(1, 1000)
+    ast = c.add_stream("aac", rate=16000, layout="mono")
+    for i, p in enumerate(pts_ms):
+      frame = av.VideoFrame.from_ndarray(
+          np.full((48, 64, 3), 16 + 32 * i, np.uint8), format="rgb24")
+      frame.pts, frame.time_base = p, F(1, 1000)
+      c.mux(vs.encode(frame))
+    c.mux(vs.encode(None))
+    x = tone(1.0, 16000).astype(np.float32)[None]
+    for s in range(0, x.shape[1], 1024):
+      frame = av.AudioFrame.from_ndarray(
+          np.ascontiguousarray(x[:, s:s + 1024]), format="fltp",
+          layout="mono")
+      frame.sample_rate, frame.time_base = 16000, F(1, 16000)
+      frame.pts = s + int(audio_start_s * 16000)
+      c.mux(ast.encode(frame))
+    c.mux(ast.encode(None))
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_variable_frame_rate_and_late_audio(tmp_path, ext):
+  path = str(tmp_path / f"vfr.{ext}")
+  write_vfr(path, [0, 40, 120, 130, 400, 1000], audio_start_s=0.5)
+  got = [(t, int(round((img.mean() - 16) / 32)))
+         for t, img in decode.frames_at(path, 10)]
+  # the frame shown at t: the last one starting at or before t; the last
+  # frame (1.0 s) lasts 10 ms (mp4) or 40 ms (mkv): 11 samples.
+  assert got == [(0.0, 0), (0.1, 1), (0.2, 3), (0.3, 3), (0.4, 4), (0.5, 4),
+                 (0.6, 4), (0.7, 4), (0.8, 4), (0.9, 4), (1.0, 5)]
+  x = decode.audio_16k_mono(path)
+  assert np.abs(x[:8000]).max() < 0.01  # zeros, then AAC priming noise
+  ref = tone(1.0, 16000)[1600:-1600]
+  assert np.abs(x[8000 + 1600:8000 + 16000 - 1600] - ref).mean() < 0.02
+  assert x.size == (24000 if ext == "mp4" else decode.probe(
+      path).num_audio_samples)
