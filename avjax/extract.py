@@ -413,7 +413,7 @@ class Progress:
   def __init__(self, total: int, enabled: bool = True, label: str = "extract"):
     self.total, self.enabled, self.label = total, enabled, label
     self.done, self.start, self.last = 0, time.time(), 0.0
-    self.tty = sys.stderr.isatty()
+    self.tty, self.shown = sys.stderr.isatty(), -1
 
   def rate(self) -> float:
     return self.done / max(time.time() - self.start, 1e-9)
@@ -422,10 +422,11 @@ class Progress:
     if not final:
       self.done += 1
     now = time.time()
-    if not self.enabled or (not final and self.done < self.total and
-                            now - self.last < (0.5 if self.tty else 10.0)):
+    if not self.enabled or self.shown == self.done or (
+        not final and self.done < self.total and
+        now - self.last < (0.5 if self.tty else 10.0)):
       return
-    self.last = now
+    self.last, self.shown = now, self.done
     rate = self.rate()
     eta = (self.total - self.done) / rate if rate else 0.0
     line = (f"{self.label}: {self.done}/{self.total} videos, {rate:.2f} "

@@ -55,6 +55,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import flags
+from absl import logging
 import numpy as np
 
 from avjax import errors
@@ -508,6 +509,7 @@ def parse_videos(paths: Sequence[str], run: Run, out_dir: str,
 
 def main(argv):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.set_verbosity(logging.WARNING)  # no checkpoint-library chatter
   if not FLAGS.workdir:
     raise ParseError("--workdir=TRAINED_RUN is required (the workdir of "
                      "`python -m avjax.main`)")

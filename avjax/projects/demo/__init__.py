@@ -1,0 +1,1 @@
+"""The end-to-end demo: generated videos -> features -> HAN -> parsed events."""
