@@ -18,6 +18,9 @@ import jax
 import numpy as np
 import pytest
 
+from avjax.data.synthetic import videos
+from avjax.data.video import decode
+from avjax.data.video import logmel
 from avjax.models.extractors import checkpoints
 from avjax.models.extractors import vggish
 
@@ -200,3 +203,16 @@ def test_refused_pickle_gets_a_conversion_hint(monkeypatch, tmp_path):
   with pytest.raises(checkpoints.WeightsError,
                      match="970ea276.pth.*refused.*weights_only=False"):
     vggish.convert_torch({}, path)
+
+
+def test_demo_video_to_llp_shaped_audio_features(torch_w, tmp_path):
+  # decode -> log-mel examples -> VGGish + PCA: 10 x 128 values 0..255.
+  rec = videos.make_video(str(tmp_path), 0, seed=0)
+  path = str(tmp_path / (rec["video"] + ".mp4"))
+  batches = logmel.stream_examples(decode.iter_audio_16k_mono(path),
+                                   examples_per_batch=10)
+  feats = np.concatenate([np.asarray(vggish.embed(torch_w, b))
+                          for b in batches])
+  assert feats.shape == (10, 128)
+  assert feats.min() >= 0 and feats.max() <= 255
+  assert np.all(feats == np.round(feats))
