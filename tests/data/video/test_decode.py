@@ -188,7 +188,7 @@ def test_truncated_file_is_an_error_or_a_prefix(files, tmp_path):
 
 
 def write_vfr(path, pts_ms, audio_start_s):
-  """Frames at the given times (variable rate), a 1 s tone from audio_start_s."""
+  """Frames at the given (variable) times; a 1 s tone from audio_start_s."""
   import av  # pylint: disable=g-import-not-at-top
   with av.open(path, "w") as c:
     vs = c.add_stream("libx264", rate=25)
