@@ -43,7 +43,7 @@ import dataclasses
 import fractions
 import os
 import warnings
-from typing import Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import av
 import numpy as np
@@ -139,25 +139,22 @@ def _origin(container) -> Fraction:
   return Fraction(start, 1_000_000) if start is not None else Fraction(0)
 
 
-def _stream_end(container, stream, origin: Fraction) -> Fraction:
-  """End of `stream` in seconds from `origin` (index, else packet scan)."""
-  tb = stream.time_base
-  start = stream.start_time or 0
-  if stream.duration:
-    return (start + stream.duration) * tb - origin
-  end = None
+def _scan(container, streams, path: str) -> Dict[int, Tuple[int, int]]:
+  """{stream index: (packets, end pts)} from one pass over the packets."""
+  out = {s.index: (0, None) for s in streams}
   try:
-    for packet in container.demux(stream):
-      if packet.pts is None:
+    for packet in container.demux(*streams):
+      if packet.stream.index not in out or not packet.size:
         continue
-      e = packet.pts + (packet.duration or 0)
-      end = e if end is None else max(end, e)
+      n, end = out[packet.stream.index]
+      e = end
+      if packet.pts is not None:
+        e = packet.pts + (packet.duration or 0)
+        e = e if end is None else max(end, e)
+      out[packet.stream.index] = (n + 1, e)
   except av.error.FFmpegError as e:
-    raise UnreadableVideoError(f"{container.name}: reading failed: {e}")
-  container.seek(0)
-  if end is None:
-    return Fraction(0)
-  return end * tb - origin
+    raise UnreadableVideoError(f"{path}: reading failed: {e}") from None
+  return out
 
 
 def _frame_rate(stream) -> Fraction:
@@ -165,14 +162,11 @@ def _frame_rate(stream) -> Fraction:
   return Fraction(rate) if rate else Fraction(25)
 
 
-def _count_video_packets(container, stream) -> int:
-  n = sum(1 for p in container.demux(stream) if p.size)
-  container.seek(0)
-  return n
-
-
 def probe(path: str) -> VideoInfo:
   """Reads the streams' info (no decoding; see the module doc for times).
+
+  Frame counts and ends come from the container's index; where it has none
+  (e.g. Matroska), from one pass over the packets (no decoding).
 
   Raises:
     UnreadableVideoError: the file is missing or unreadable.
@@ -183,18 +177,29 @@ def probe(path: str) -> VideoInfo:
     v, a = _best(c, "video"), _best(c, "audio")
     if v is None and a is None:
       raise NoStreamsError(f"{path}: no audio or video stream in the file")
+    streams = [s for s in (v, a) if s is not None]
+    scan = {}
+    if (v is not None and not (v.frames and v.duration)) or (
+        a is not None and not a.duration):
+      scan = _scan(c, streams, path)
     origin = _origin(c)
+
+    def end(s) -> Fraction:
+      if s.duration:
+        return ((s.start_time or 0) + s.duration) * s.time_base - origin
+      e = scan[s.index][1]
+      return e * s.time_base - origin if e is not None else Fraction(0)
+
     fps, num_frames, width, height, vend = 0.0, 0, 0, 0, Fraction(0)
     if v is not None:
-      rate = _frame_rate(v)
-      fps = float(rate)
+      fps = float(_frame_rate(v))
       width, height = v.codec_context.width, v.codec_context.height
-      num_frames = v.frames or _count_video_packets(c, v)
-      vend = _stream_end(c, v, origin)
+      num_frames = v.frames or scan[v.index][0]
+      vend = end(v)
     aend, audio_rate = Fraction(0), 0
     if a is not None:
       audio_rate = a.codec_context.sample_rate or a.rate or 0
-      aend = _stream_end(c, a, origin)
+      aend = end(a)
     return VideoInfo(
         path=path, duration_s=float(vend if v is not None else aend), fps=fps,
         num_frames=num_frames, has_audio=a is not None,
