@@ -320,6 +320,8 @@ def frames_at(path: str, fps: float,
     path: the video file.
     fps: sampling rate (e.g. 8 for ResNet, 16 for R(2+1)D); a float such as
       29.97 is read as the decimal it prints as, or give a `Fraction`.
+      Samples at fps are every m-th sample at m * fps (same times, same
+      frames), so one pass at 16 fps also serves 8 fps.
     size: (height, width) to resize to (libswscale), or None for the native.
     interpolation: libswscale's method when resizing (BILINEAR, BICUBIC,
       AREA, ...).

@@ -228,3 +228,12 @@ def test_variable_frame_rate_and_late_audio(tmp_path, ext):
   assert np.abs(x[8000 + 1600:8000 + 16000 - 1600] - ref).mean() < 0.02
   assert x.size == (24000 if ext == "mp4" else decode.probe(
       path).num_audio_samples)
+
+
+def test_rate_multiples_share_frames(files):
+  path, _ = files["ntsc.mp4"]
+  at8 = list(decode.frames_at(path, 8))
+  at16 = list(decode.frames_at(path, 16))
+  assert len(at16) in (2 * len(at8) - 1, 2 * len(at8))
+  for (t, img), (t2, img2) in zip(at8, at16[::2]):
+    assert t == t2 and np.array_equal(img, img2)
