@@ -82,6 +82,7 @@ class ExtractConfig:
   """Extraction settings (module doc); every field is a command-line flag."""
   weights: str = "files"          # "files" or "random" (tests/demos only)
   vggish_weights: str = ""
+  vggish_pca: str = ""            # PCA params, if not with vggish_weights
   resnet_weights: str = ""
   r2plus1d_weights: str = ""
   seed: int = 0                   # random weights only
@@ -116,7 +117,8 @@ class ExtractConfig:
       d.pop(k)
     if self.weights == "random":
       d["note"] = RANDOM_NOTE
-      for k in ("vggish_weights", "resnet_weights", "r2plus1d_weights"):
+      for k in ("vggish_weights", "vggish_pca", "resnet_weights",
+                "r2plus1d_weights"):
         d.pop(k)
     else:
       d.pop("seed")
@@ -129,7 +131,11 @@ _HELP = {
     "weights": "'files': the published extractor checkpoints given below; "
                "'random': seeded random weights, for tests and demos only "
                "(features not meaningful)",
-    "vggish_weights": "VGGish weights (file, or the folder holding it)",
+    "vggish_weights": "VGGish weights: the TF release vggish_model.ckpt or "
+                      "the PyTorch port vggish-10086976.pth (file, or the "
+                      "folder holding them)",
+    "vggish_pca": "VGGish PCA parameters (vggish_pca_params.npz), when not "
+                  "found beside --vggish_weights",
     "resnet_weights": "torchvision ResNet weights, e.g. "
                       "resnet152-394f9c45.pth (file or folder)",
     "r2plus1d_weights": "torchvision r2plus1d_18-91a641e6.pth (file or "
@@ -155,7 +161,7 @@ def add_arguments(parser) -> None:
 
 def _flag_name(field: str) -> str:
   return field if field.endswith("weights") or field in (
-      "resnet_arch",) else "extract_" + field
+      "resnet_arch", "vggish_pca") else "extract_" + field
 
 
 def config_from_args(args) -> ExtractConfig:
@@ -304,8 +310,9 @@ def _torchvision_model(module, arch, given: str, cfg: ExtractConfig):
 def load_vggish(cfg: ExtractConfig):
   """(apply(variables, log-mel examples [B, 96, 64]) -> [B, 128], variables).
 
-  The adapter to E's `avjax.models.extractors.vggish` (Flax VGGish with the
-  PCA + 8-bit post-processing).
+  The adapter to E's `avjax.models.extractors.vggish`: the network, then the
+  AudioSet PCA + 8-bit post-processing of the weights' source (LLP's audio
+  features, integers 0..255).
   """
   try:
     from avjax.models.extractors import vggish  # pylint: disable=g-import-not-at-top
@@ -313,17 +320,40 @@ def load_vggish(cfg: ExtractConfig):
     raise ExtractError(
         "the VGGish extractor (avjax/models/extractors/vggish.py) is not "
         f"available in this checkout ({e})") from None
-  return vggish_backend(vggish, cfg)
-
-
-def vggish_backend(vggish, cfg: ExtractConfig):
-  """VGGish model + variables from E's module (API adapted here only)."""
+  from avjax.models.extractors import checkpoints  # pylint: disable=g-import-not-at-top
   if cfg.weights == "random":
-    model, variables = vggish.random_model(cfg.seed)
+    w = random_vggish(vggish, checkpoints, cfg.seed)
   else:
-    model, variables = vggish.load(_weights_path(cfg.vggish_weights,
-                                                 "vggish"))
-  return model.apply, variables
+    path = _weights_path(cfg.vggish_weights, "vggish")
+    if path and os.path.isdir(path):
+      w = vggish.load(None, cfg.vggish_pca or None, directory=path)
+    else:
+      w = vggish.load(path, cfg.vggish_pca or None)
+  model = w.model()
+
+  def apply(v, x):
+    params, pca_matrix, pca_means = v
+    emb = model.apply({"params": params}, x)
+    return vggish.postprocess(emb, pca_matrix, pca_means, w.rounding)
+
+  return apply, (w.params, np.asarray(w.pca_matrix, np.float32),
+                 np.asarray(w.pca_means, np.float32))
+
+
+def random_vggish(vggish, checkpoints, seed: int):
+  """Random VGGish weights (torch port layout, `random_state_dict`) and a
+  data-independent "PCA": means = the embedding of digital silence, matrix
+  = a seeded random rotation / 2, so that the 8-bit features use their range
+  instead of clipping (random embeddings are not whitened)."""
+  sd = checkpoints.random_state_dict(vggish.torch_shapes(), seed)
+  eye = {"pca_eigen_vectors": np.eye(128), "pca_means": np.zeros(128)}
+  w = vggish.convert_torch(sd, eye, where=f"random VGGish (seed {seed})")
+  w = dataclasses.replace(w, relu_embedding=False)
+  silence = np.full((1, 96, 64), np.log(0.01), np.float32)
+  means = np.asarray(w.model().apply({"params": w.params}, silence))[0]
+  q, _ = np.linalg.qr(np.random.default_rng([seed, 128]).normal(
+      size=(128, 128)))
+  return dataclasses.replace(w, pca_matrix=q / 2, pca_means=means)
 
 
 @dataclasses.dataclass

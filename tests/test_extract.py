@@ -119,3 +119,18 @@ def test_config_checks():
     extract.ExtractConfig(resize=100, frame_size=224).check()
   d = extract.ExtractConfig(weights="random").describe()
   assert "note" in d and "resnet_weights" not in d
+
+
+@pytest.mark.slow  # 4096x12288 random fc weights; ~10-45 s on 2 busy cores
+def test_random_vggish_uses_the_8bit_range(demo):
+  cfg = extract.ExtractConfig(weights="random", **SMALL)
+  apply, variables = extract.load_vggish(cfg)
+  d = extract.decode_video(str(demo / "demo_000.mp4"), cfg)
+  from avjax.data.video import logmel
+  y = np.asarray(jax.jit(lambda v, x: apply(v, logmel.log_mel(x)))(
+      variables, d["waves"]))
+  assert y.shape == (10, 128)
+  np.testing.assert_array_equal(y, np.round(y))
+  assert 0 <= y.min() and y.max() <= 255 and y.std() > 10
+  _, again = extract.load_vggish(cfg)
+  np.testing.assert_array_equal(variables[1], again[1])

@@ -42,9 +42,9 @@ from avjax.data.synthetic import videos
 from avjax.utils import cli
 
 flags.DEFINE_string("workdir", None, "Output folder (resumable).")
-flags.DEFINE_integer("num_train", 160, "Training videos.")
-flags.DEFINE_integer("num_val", 20, "Validation videos.")
-flags.DEFINE_integer("num_test", 20, "Test videos (parsed and scored).")
+flags.DEFINE_integer("num_train", 80, "Training videos.")
+flags.DEFINE_integer("num_val", 16, "Validation videos.")
+flags.DEFINE_integer("num_test", 16, "Test videos (parsed and scored).")
 flags.DEFINE_integer("epochs", 12, "HAN training epochs.")
 flags.DEFINE_integer("batch_size", 16, "HAN batch size.")
 flags.DEFINE_string("weights", "random", "Extractor weights: random (demo) "
@@ -54,9 +54,9 @@ flags.DEFINE_string("resnet_weights", "", "ResNet weights (--weights=files).")
 flags.DEFINE_string("r2plus1d_weights", "", "R(2+1)D-18 weights "
                     "(--weights=files).")
 flags.DEFINE_string("resnet_arch", "resnet50", "ResNet of the frames.")
-flags.DEFINE_integer("resize", 128, "Frames' shorter side before the crop.")
-flags.DEFINE_integer("frame_size", 112, "ResNet crop.")
-flags.DEFINE_integer("motion_size", 64, "R(2+1)D frame size.")
+flags.DEFINE_integer("resize", 64, "Frames' shorter side before the crop.")
+flags.DEFINE_integer("frame_size", 48, "ResNet crop.")
+flags.DEFINE_integer("motion_size", 32, "R(2+1)D frame size.")
 flags.DEFINE_integer("extract_workers", 2, "Decoder processes.")
 flags.DEFINE_string("han_args", "", "Extra `avjax.main` flags, "
                     "space-separated (e.g. --config.model.d_model=128).")
