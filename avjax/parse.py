@@ -9,12 +9,13 @@ VEBA: the same AVVPNet heads; an MA workdir's `stage3/` and a pretrained
 cross-modal workdir's `finetune/` are used when given the top folder). Each
 video is cut into the model's windows of T segments (T = the trained data's
 `max_segments`, 10 for LLP-shaped data); the last window is padded and
-masked. A segment is heard (seen) exactly as in evaluation
-(`avjax.evaluators.avvp_f1.Evaluator.decisions`, the rule of
-`avjax.metrics.avvp.segment_predictions`): its audio (visual) frame
-probability and the window's video-level probability (global, or per
-modality with the run's `eval.gating=modality`) are both >= the threshold
-(the run's `eval.threshold` unless --threshold is given).
+masked. A segment is heard (seen) exactly as in evaluation: the run's own
+evaluator decides (`Evaluator.decisions` of `avjax.evaluators.avvp_f1`, the
+rule of `avjax.metrics.avvp.segment_predictions`: its audio (visual) frame
+probability and the window's video-level probability -- global, or per
+modality with the run's `eval.gating=modality` -- are both >= the
+threshold; VEBA's shared heads: `avjax.evaluators.veba`), with the run's
+`eval.threshold` unless --threshold is given.
 
 Output under --out (default ./parsed):
   <id>.json     {"video": id, "file", "duration_s", "num_segments",
@@ -122,14 +123,13 @@ def load_run(workdir: str, checkpoint: str = "best") -> Run:
   """THE adapter to the trainer API: restores a run and its predict step.
 
   Everything parse knows about trainers is in this function (today
-  `avjax.trainers.avvp_weak`'s setup / make_state / managers and
-  `train_lib.jit_predict_step`, and the evaluator's decision rule).
+  `avjax.trainers.avvp_weak`'s setup / make_state / managers /
+  make_evaluator: the run's own evaluator gives the predict step and the
+  segment decision rule, `Evaluator.decisions`).
   """
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from avjax.evaluators import avvp_f1  # pylint: disable=g-import-not-at-top
   from avjax.trainers import avvp_weak  # pylint: disable=g-import-not-at-top
-  from avjax.trainers import train_lib  # pylint: disable=g-import-not-at-top
   from avjax.utils import checkpointing  # pylint: disable=g-import-not-at-top
   from avjax.utils import sharding  # pylint: disable=g-import-not-at-top
   run_dir = _run_dir(workdir)
@@ -148,18 +148,19 @@ def load_run(workdir: str, checkpoint: str = "best") -> Run:
   mgr = best if checkpoint == "best" else latest
   step = None if checkpoint in ("best", "latest") else int(checkpoint)
   state, _, step = checkpointing.restore(mgr, step, state, fp)
-  predict_step = train_lib.jit_predict_step(s.mesh)
+  # The run's own evaluator (HAN/MA/cross-modal: avvp_f1, VEBA: veba) gives
+  # the predict step (its output keys) and the segment decision rule.
+  ev = avvp_weak.make_evaluator(s, config.data.val_split)
   dsh = sharding.data_sharding(s.mesh)
 
   def predict(batch):
-    out = predict_step(state, jax.device_put(batch, dsh))
+    out = ev.predict_fn(state, jax.device_put(batch, dsh))
     return {k: np.asarray(v) for k, v in out.items()}
 
   gating = config.eval.gating
 
   def decide(pred, threshold):
-    ev = avvp_f1.Evaluator(None, None, 0, s.mesh, gating=gating,
-                           threshold=threshold)
+    ev.threshold = threshold
     return ev.decisions(pred)
 
   specs = {sp.name: (sp.frames_per_segment, sp.row_size)
