@@ -379,9 +379,12 @@ def plot_timeline(path: str, record: Dict[str, Any],
   if truth is not None:
     legend += [patches.Patch(facecolor="none", edgecolor="black",
                              hatch="////", label="ground truth")]
-  ax.legend(handles=legend, loc="upper center", ncol=3, fontsize=8,
-            bbox_to_anchor=(0.5, -0.35 if names else -0.2), frameon=False)
-  ax.set_title(record["video"] + ("" if names else " (no events found)"))
+  for row in range(1, len(names)):
+    ax.axhline(row, color="#999999", linewidth=0.5)
+  ax.legend(handles=legend, loc="lower right", ncol=3, fontsize=8,
+            bbox_to_anchor=(1.0, 1.0), frameon=False)
+  ax.set_title(record["video"] + ("" if names else " (no events found)"),
+               loc="left")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
