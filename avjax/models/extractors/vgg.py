@@ -10,8 +10,9 @@ AVE (Tian et al., ECCV 2018) ships VGG-19 pool5 features, one 7x7x512 map
 per 1 s segment ([10, 7, 7, 512] per video); its extraction script is not
 published (YapengTian/AVE-ECCV18 lists Keras among the requirements). What
 the repository shows (attention_visualization.py, drawing the 7x7 attention
-over the frames of each segment): 16 frames sampled per 1 s segment (`sample_num = 16 # 16 frames for 1-sec video segment`, at
-int(l * interval + i / 16 * interval) with interval = n_frames // 10),
+over the frames of each segment): 16 frames sampled per 1 s segment
+(`sample_num = 16 # 16 frames for 1-sec video segment`, frame
+int(l * interval + i / 16 * interval), interval = n_frames // 10),
 each resized to 224x224 with cv2.resize (aspect not kept, no crop); the
 paper, as we recall it and did not re-read here, averages the 16 pool5
 maps of a segment. Not certain, then: how many frames per segment
