@@ -92,12 +92,13 @@ def test_converted_tree_matches_module_init():
 
 
 def test_npz_file_and_missing_torch(tmp_path):
-  sd = checkpoints.random_state_dict(vgg.torchvision_keys("vgg11"), 0)
-  path = tmp_path / "vgg11.npz"
+  sd = _sd()
+  path = tmp_path / "resnet.npz"
   np.savez(path, **sd)
-  v = vgg.convert_torchvision(str(path), "vgg11")
-  np.testing.assert_array_equal(v["params"]["features_0"]["bias"],
-                                sd["features.0.bias"])
+  v = resnet.convert_torchvision(str(path), MINI)
+  np.testing.assert_array_equal(v["params"]["layer4_0"]["conv3"]["kernel"],
+                                sd["layer4.0.conv3.weight"].transpose(
+                                    2, 3, 1, 0))
   pth = tmp_path / "w.pth"
   pth.write_bytes(b"not a real file")
   try:
