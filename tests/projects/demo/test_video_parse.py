@@ -20,10 +20,11 @@ def test_tiny_demo_end_to_end(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   p = subprocess.run(
       [sys.executable, "-m", "avjax.projects.demo.video_parse",
-       f"--workdir={wd}", "--num_train=6", "--num_val=2", "--num_test=2",
-       "--epochs=1", "--batch_size=2", "--resnet_arch=resnet50",
+       f"--workdir={wd}", "--num_train=8", "--num_val=2", "--num_test=2",
+       "--epochs=1", "--batch_size=8", "--resnet_arch=resnet50",
        "--resize=40", "--frame_size=32", "--motion_size=32",
-       "--han_args=--config.eval_batch_size=2 --config.model.d_model=64 "
+       # batch sizes: multiples of the 8 host devices tests/conftest.py sets
+       "--han_args=--config.eval_batch_size=8 --config.model.d_model=64 "
        "--config.model.d_ff=64"],
       capture_output=True, text=True, env=env, cwd=ROOT, timeout=1500)
   assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -40,6 +41,6 @@ def test_tiny_demo_end_to_end(tmp_path):
   report = json.loads((wd / "demo_report.json").read_text())
   assert report["scores"]["num_videos"] == 2
   assert {"seg_a", "seg_v", "seg_av"} <= set(report["scores"])
-  assert report["extraction"]["done"] == 8
+  assert report["extraction"]["done"] == 10
   info = json.loads((wd / "data" / "dataset_info.json").read_text())
   assert info["extra"]["extraction"]["weights"] == "random"
