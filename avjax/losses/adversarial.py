@@ -12,6 +12,7 @@ from typing import Dict, Optional
 import jax.numpy as jnp
 
 from avjax.models import discriminator
+from avjax.utils import masking
 
 
 # The reversal op is part of the model's graph (models/ must not import
@@ -68,7 +69,7 @@ def _masked_mean(per: jnp.ndarray, segment_mask, weights) -> jnp.ndarray:
   if weights is not None:
     w = w * weights.astype(jnp.float32)[:, None]
   w = jnp.broadcast_to(w[..., None], per.shape)
-  return (per * w).sum() / jnp.maximum(w.sum(), 1.0)
+  return masking.masked_mean(per, w)
 
 
 def adversarial_terms(out: Dict[str, jnp.ndarray], step, total_steps: int,

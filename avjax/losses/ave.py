@@ -5,9 +5,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-
-def _masked_mean(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-  return (x * w).sum() / jnp.maximum(w.sum(), 1.0)
+from avjax.utils import masking
 
 
 def segment_ce(logits: jnp.ndarray, seg_labels: jnp.ndarray,
@@ -23,7 +21,7 @@ def segment_ce(logits: jnp.ndarray, seg_labels: jnp.ndarray,
   if clip_mask is not None:
     w = w * clip_mask[:, None]
   ce = -(y * jax.nn.log_softmax(logits.astype(jnp.float32))).sum(-1)
-  return _masked_mean(ce, w)
+  return masking.masked_mean(ce, w)
 
 
 def mil_pool(logits: jnp.ndarray, segment_mask: jnp.ndarray,
@@ -32,7 +30,7 @@ def mil_pool(logits: jnp.ndarray, segment_mask: jnp.ndarray,
   (paper Eq. 7) or the max (reference code) over valid segments."""
   m = segment_mask[..., None]
   if pooling == "mean":
-    return (logits * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
+    return masking.masked_mean(logits, m, axis=1)
   if pooling == "max":
     return jnp.where(m > 0, logits, -jnp.inf).max(1)
   raise ValueError(f"pooling={pooling!r}; valid: 'mean', 'max'")
@@ -50,4 +48,4 @@ def mil_ce(logits: jnp.ndarray, labels: jnp.ndarray,
   w = (labels.sum(-1) > 0).astype(jnp.float32)
   if clip_mask is not None:
     w = w * clip_mask
-  return _masked_mean(ce, w)
+  return masking.masked_mean(ce, w)

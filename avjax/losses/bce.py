@@ -4,6 +4,8 @@ from typing import Optional
 
 import jax.numpy as jnp
 
+from avjax.utils import masking
+
 EPS = 1e-7
 
 
@@ -19,7 +21,7 @@ def bce(prob: jnp.ndarray, target: jnp.ndarray,
   per = -(target * jnp.log(p) + (1.0 - target) * jnp.log1p(-p)).mean(-1)
   if weights is None:
     return per.mean()
-  return (per * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+  return masking.masked_mean(per, weights)
 
 
 def smooth(target: jnp.ndarray, on: float, off: float) -> jnp.ndarray:

@@ -5,6 +5,7 @@ from typing import Optional
 import jax.numpy as jnp
 
 from avjax.models import avdln
+from avjax.utils import masking
 
 
 # The distance is the model's output (models/ must not import losses/).
@@ -23,4 +24,4 @@ def contrastive(distance: jnp.ndarray, same: jnp.ndarray,
   per = y * distance**2 + (1 - y) * jnp.maximum(0.0, margin - distance)**2
   if weights is None:
     return per.mean()
-  return (per * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+  return masking.masked_mean(per, weights)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.losses import nce
+from avjax.utils import masking
 
 KINDS = ("uni", "cross", "multi")
 SCOPES = ("clip", "batch")
@@ -86,7 +87,7 @@ def margin_loss(sim: jnp.ndarray, positive: jnp.ndarray, valid: jnp.ndarray,
   """
   hinge = (positive * jax.nn.relu(pos_margin - sim) +
            (1.0 - positive) * jax.nn.relu(sim - neg_margin))
-  return jnp.sum(hinge * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+  return masking.masked_mean(hinge, valid)
 
 
 def to_graphs(x: jnp.ndarray, scope: str) -> jnp.ndarray:

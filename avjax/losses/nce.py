@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
+from avjax.utils import masking
+
 _NEG = -1e9
 
 
@@ -62,7 +64,7 @@ def temporal_nce(audio: jnp.ndarray, visual: jnp.ndarray,
                      0.0)
   per = -jnp.sum(target * jnp.where(col, logp, 0.0), axis=-1)  # [B, T]
   w = mask if weights is None else mask * weights[:, None]
-  return jnp.sum(per * w) / jnp.maximum(jnp.sum(w), 1.0)
+  return masking.masked_mean(per, w)
 
 
 def masked_mean(x: jnp.ndarray, segment_mask: Optional[jnp.ndarray] = None
@@ -70,8 +72,8 @@ def masked_mean(x: jnp.ndarray, segment_mask: Optional[jnp.ndarray] = None
   """[B, T, d] -> [B, d] mean over valid segments."""
   if segment_mask is None:
     return x.mean(axis=1)
-  m = segment_mask.astype(x.dtype)[:, :, None]
-  return (x * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
+  return masking.masked_mean(x, segment_mask.astype(x.dtype)[:, :, None],
+                             axis=1)
 
 
 def clip_nce(audio: jnp.ndarray, visual: jnp.ndarray,
@@ -98,7 +100,7 @@ def clip_nce(audio: jnp.ndarray, visual: jnp.ndarray,
   a2v = -jnp.diagonal(jax.nn.log_softmax(logits, axis=1))
   logits_t = jnp.where(w[None, :] > 0, v @ a.T / tau, _NEG)
   v2a = -jnp.diagonal(jax.nn.log_softmax(logits_t, axis=1))
-  return jnp.sum(0.5 * (a2v + v2a) * w) / jnp.maximum(jnp.sum(w), 1.0)
+  return masking.masked_mean(0.5 * (a2v + v2a), w)
 
 
 def local_clip_nce(mesh, audio: jnp.ndarray, visual: jnp.ndarray,

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import encoders
+from avjax.utils import masking
 from avjax.utils import onsets as onsets_lib
 
 HEADS = ("continuous", "instant", "onset", "visual", "audio")
@@ -31,8 +32,7 @@ HEADS = ("continuous", "instant", "onset", "visual", "audio")
 
 def masked_mean(x: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
   """x [B, T, D], weights [B, T] (0/1) -> [B, D]; an empty set gives 0."""
-  w = weights.astype(x.dtype)[..., None]
-  return (x * w).sum(1) / jnp.maximum(w.sum(1), 1.0)
+  return masking.masked_mean(x, weights.astype(x.dtype)[..., None], axis=1)
 
 
 def instant_k(valid: jnp.ndarray, k: int, ratio: float) -> jnp.ndarray:

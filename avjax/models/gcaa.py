@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import inits
+from avjax.utils import masking
 
 _NEG = -1e9
 
@@ -21,9 +22,8 @@ def masked_mean(x: jnp.ndarray,
   """x: [B, T, d], segment_mask: [B, T] or None -> [B, 1, d] mean."""
   if segment_mask is None:
     return x.mean(axis=1, keepdims=True)
-  m = segment_mask.astype(x.dtype)[..., None]
-  return (x * m).sum(1, keepdims=True) / jnp.maximum(
-      m.sum(1, keepdims=True), 1.0)
+  return masking.masked_mean(x, segment_mask.astype(x.dtype)[..., None],
+                             axis=1, keepdims=True)
 
 
 class GlobalContextAttention(nn.Module):

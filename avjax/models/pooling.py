@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import inits
+from avjax.utils import masking
 
 _NEG = -1e9
 
@@ -70,4 +71,4 @@ def mean_pool(scores: jnp.ndarray, segment_mask: Optional[jnp.ndarray] = None,
   if segment_mask is None:
     return scores.mean(axis=axis)
   m = segment_mask.reshape(segment_mask.shape + (1,) * (scores.ndim - 2))
-  return (scores * m).sum(axis) / jnp.maximum(m.sum(axis), 1.0)
+  return masking.masked_mean(scores, m, axis=axis)
