@@ -1,14 +1,16 @@
-"""Resolves `config.data` to a TFRecord dataset directory.
+"""Resolves `config.data` to a TFRecord dataset directory, by name.
 
-`config.data.name == "synthetic"` materialises the built-in synthetic dataset
-(deterministic, no downloads) under `config.data.cache_dir` the first time;
-any other name reads an existing directory `config.data.data_dir` written by
+A name of `GENERATORS` (e.g. "synthetic") materialises that built-in
+synthetic dataset (deterministic, no downloads; settings
+`config.data.synthetic`) under `config.data.cache_dir` the first time; any
+other name reads an existing directory `config.data.data_dir` written by
 `python -m avjax.prepare`.
 """
 
 import dataclasses
 import json
 import os
+from typing import Callable
 
 from avjax.data import cache
 from avjax.data import classes
@@ -24,11 +26,6 @@ from avjax.data import tfrecord
 _GENERATOR_SOURCE = cache.read_sources([synthetic.__file__])
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "avjax")
-
-
-def synthetic_config(data_cfg) -> synthetic.SyntheticConfig:
-  overrides = dict(data_cfg.get("synthetic", {}))
-  return synthetic.SyntheticConfig(**overrides)
 
 
 def synthetic_features(cfg: synthetic.SyntheticConfig):
@@ -58,31 +55,43 @@ def materialize_synthetic(cfg: synthetic.SyntheticConfig, root: str,
   return cache.materialize(root, "synthetic", cfg, _GENERATOR_SOURCE, write)
 
 
+@dataclasses.dataclass(frozen=True)
+class Generator:
+  """A built-in synthetic dataset.
+
+  Attributes:
+    settings: its settings dataclass (every field is in
+      `config.data.synthetic`, so any one is a command-line override).
+    materialize: (settings, root, num_shards) -> the dataset directory,
+      written once under the cache folder `root`.
+  """
+  settings: type
+  materialize: Callable[..., str]
+
+
+# config.data.name -> generator; any other name is a prepared directory.
+GENERATORS = {
+    "synthetic": Generator(synthetic.SyntheticConfig, materialize_synthetic),
+    "synthetic_ave": Generator(synthetic_ave.SyntheticAVEConfig,
+                               synthetic_ave.materialize),
+    "synthetic_events": Generator(synthetic_events.SyntheticEventsConfig,
+                                  synthetic_events.materialize),
+    "synthetic_veba": Generator(synthetic_veba.VebaSyntheticConfig,
+                                synthetic_veba.materialize),
+}
+
+
 def resolve(data_cfg) -> str:
   """Returns the dataset directory for a `config.data` block."""
-  if data_cfg.name == "synthetic":
-    root = data_cfg.get("cache_dir") or DEFAULT_CACHE
-    return materialize_synthetic(synthetic_config(data_cfg), root,
-                                 data_cfg.get("num_shards", 8))
-  if data_cfg.name == "synthetic_veba":
-    return synthetic_veba.materialize(
-        synthetic_veba.VebaSyntheticConfig(**dict(data_cfg.get(
-            "synthetic", {}))), data_cfg.get("cache_dir") or DEFAULT_CACHE,
-        data_cfg.get("num_shards", 8))
-  if data_cfg.name == "synthetic_ave":
-    root = data_cfg.get("cache_dir") or DEFAULT_CACHE
-    return synthetic_ave.materialize(
-        synthetic_ave.SyntheticAVEConfig(**dict(data_cfg.get("synthetic",
-                                                             {}))),
-        root, data_cfg.get("num_shards", 8))
-  if data_cfg.name == "synthetic_events":
-    return synthetic_events.materialize(
-        synthetic_events.from_data_config(data_cfg),
-        data_cfg.get("cache_dir") or DEFAULT_CACHE,
-        data_cfg.get("num_shards", 8))
-  if not data_cfg.get("data_dir"):
+  gen = GENERATORS.get(data_cfg.name)
+  if gen is not None:
+    return gen.materialize(gen.settings(**dict(data_cfg.synthetic)),
+                           data_cfg.cache_dir or DEFAULT_CACHE,
+                           data_cfg.num_shards)
+  if not data_cfg.data_dir:
     raise ValueError(f"config.data.name={data_cfg.name!r} needs "
                      "--config.data.data_dir=DIR (a directory written by "
-                     "`python -m avjax.prepare`)")
+                     "`python -m avjax.prepare`), or is one of the built-in "
+                     f"synthetic sets {sorted(GENERATORS)}")
   tfrecord.read_info(data_cfg.data_dir)
   return data_cfg.data_dir

@@ -305,7 +305,3 @@ def materialize(cfg: SyntheticEventsConfig, root: str,
   safely."""
   return cache.materialize(root, "synthetic_events", cfg, _SOURCE,
                            lambda tmp: write(cfg, tmp, num_shards))
-
-
-def from_data_config(data_cfg) -> SyntheticEventsConfig:
-  return SyntheticEventsConfig(**dict(data_cfg.get("synthetic", {})))
