@@ -4,8 +4,8 @@ r"""Train/eval throughput of an AVVP config at LLP shapes (HAN by default).
   python -m avjax.benchmark --devices=8 --config.model.pool_first=False \
       --config.model.dtype=bfloat16 --out=/tmp/bench.json
 
-Builds the run as `avjax.trainers.avvp_weak` does (`setup`, `make_state`,
-`loss_fn`, `train_lib.jit_train_step`, `make_evaluator`) from --config
+Builds the run as the loop does (`trainers.loop`: `setup`, `make_state`,
+the config's loss, `train_lib.jit_train_step`, its evaluator) from --config
 (default configs/avvp_han.py: HAN, d=512) on a temporary TFRecord dataset of
 LLP shape with random features (audio [T, 128], visual [T*8, 2048], motion
 [T, 512], T = 10, 25 classes). Per global batch size: `lower_s`, `compile_s`
@@ -46,7 +46,10 @@ from avjax.data import pipeline
 from avjax.data import schema
 from avjax.data import tfrecord
 from avjax.evaluators import avvp_f1
-from avjax.trainers import avvp_weak
+from avjax.evaluators import common as evaluators
+from avjax.losses import registry as losses
+from avjax.trainers import loop
+from avjax.trainers import registry as trainers
 from avjax.trainers import train_lib
 from avjax.utils import cli
 from avjax.utils import runtime
@@ -194,10 +197,10 @@ def make_run(config, data_dir: str, batch_size: int):
   config = config.copy_and_resolve_references()
   config.data.name, config.data.data_dir = "benchmark", data_dir
   config.batch_size = batch_size
-  s = avvp_weak.setup(config)
-  state, _ = avvp_weak.make_state(s)
+  s = loop.setup(config, trainer=trainers.get(config.trainer).TRAINER)
+  state, _ = loop.make_state(s)
   step_fn = train_lib.jit_train_step(
-      functools.partial(avvp_weak.loss_fn, loss_cfg=config.loss), s.mesh,
+      losses.make(config, s.total_steps), s.mesh,
       jax.tree.map(lambda x: x.sharding, state))
   return s, state, step_fn
 
@@ -322,10 +325,10 @@ def bench_eval(s, state, sources: Sequence[str],
                num_clips: int) -> Dict[str, Any]:
   """Eval compile time and throughput from arrays and/or TFRecords."""
   if "tfrecord" in sources:
-    evaluator = avvp_weak.make_evaluator(s, s.config.data.val_split)
+    evaluator = loop.make_evaluator(s, s.config.data.val_split)
   else:  # no split on disk: predict() is fed device arrays
     evaluator = avvp_f1.Evaluator(
-        train_lib.jit_predict_step(s.mesh), None, s.local_eval_batch, s.mesh,
+        evaluators.jit_predict_step(s.mesh), None, s.local_eval_batch, s.mesh,
         gating=s.config.eval.gating, threshold=s.config.eval.threshold)
   batches = eval_arrays(s, num_clips if "synthetic_arrays" in sources else 1)
   t0 = time.perf_counter()

@@ -23,3 +23,30 @@ class AnnotationError(UserError, ValueError):
 
 class DiskFullError(UserError, OSError):
   """Not enough space on the disk to write an output (checked up front)."""
+
+
+def failed_checks(cfg, checks, prefix: str = "config.") -> list:
+  """Messages of the failed checks of a config block.
+
+  Args:
+    cfg: the ConfigDict the keys are relative to.
+    checks: (ok, dotted key, expectation) triples.
+    prefix: how `cfg` is named in messages (e.g. "config.model.").
+
+  Returns:
+    "<prefix><key>=<value>: expected <expectation>" for every check whose
+    `ok` is false.
+  """
+  def value(key):
+    node = cfg
+    for part in key.split("."):
+      node = node[part]
+    return node
+  return [f"{prefix}{k}={value(k)!r}: expected {want}"
+          for ok, k, want in checks if not ok]
+
+
+def raise_invalid(messages, what: str = "config") -> None:
+  """Raises one ValueError listing every message (nothing if empty)."""
+  if messages:
+    raise ValueError(f"invalid {what}:\n  " + "\n  ".join(messages))

@@ -8,12 +8,11 @@ the same model), prints the metrics table and writes eval_<checkpoint>.json
 and .md into DIR.
 """
 
-import importlib
-
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from avjax.trainers import registry as trainers
 from avjax.utils import cli
 from avjax.utils import runtime
 
@@ -34,9 +33,8 @@ def main(argv):
     raise app.UsageError(f"--checkpoint={ck!r}: use best, latest or a step")
   runtime.initialize()
   config = flags.FLAGS.config
-  trainer = importlib.import_module(f"avjax.trainers.{config.trainer}")
-  trainer.evaluate_checkpoint(config, flags.FLAGS.workdir, ck,
-                              splits=flags.FLAGS.splits)
+  trainers.get(config.trainer).evaluate_checkpoint(
+      config, flags.FLAGS.workdir, ck, splits=flags.FLAGS.splits)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ Every host of a multi-host job runs the same command with AVJAX_DIST_INIT=1
 (see launch/). An existing workdir is resumed from its latest checkpoint.
 """
 
-import importlib
-
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from avjax.trainers import registry as trainers
 from avjax.utils import cli
 from avjax.utils import runtime
 
@@ -31,8 +30,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   runtime.initialize()
   config = flags.FLAGS.config
-  trainer = importlib.import_module(f"avjax.trainers.{config.trainer}")
-  trainer.train_and_evaluate(config, flags.FLAGS.workdir)
+  trainers.get(config.trainer).train_and_evaluate(config,
+                                                  flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":

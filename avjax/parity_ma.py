@@ -423,7 +423,7 @@ def train_errors(refine_dir: str, data_dir: str, threshold: float
   the drop rule normalises) from avjax's refine/swap_predictions.npz."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from avjax.data import tfrecord  # pylint: disable=g-import-not-at-top
-  from avjax.trainers import ma_refine  # pylint: disable=g-import-not-at-top
+  from avjax.projects.ma import refine as ma_refine  # pylint: disable=g-import-not-at-top
   classes = tfrecord.read_info(data_dir)["classes"]
   pred = np.load(os.path.join(refine_dir, "swap_predictions.npz"))
   y = pred["labels"] > 0
@@ -438,7 +438,7 @@ def train_errors(refine_dir: str, data_dir: str, threshold: float
 
 def run_avjax(seed: int, ctx: Dict[str, Any]) -> Dict[str, Any]:
   """avjax's MA pipeline on the converted export (resumable by stage)."""
-  from avjax.trainers import ma_pipeline  # pylint: disable=g-import-not-at-top
+  from avjax.projects.ma import pipeline as ma_pipeline  # pylint: disable=g-import-not-at-top
   from avjax.utils import writers  # pylint: disable=g-import-not-at-top
   run = os.path.join(ctx["workdir"], "avjax", f"seed_{seed}")
 

@@ -122,35 +122,27 @@ def _run_dir(workdir: str) -> str:
 def load_run(workdir: str, checkpoint: str = "best") -> Run:
   """THE adapter to the trainer API: restores a run and its predict step.
 
-  Everything parse knows about trainers is in this function (today
-  `avjax.trainers.avvp_weak`'s setup / make_state / managers /
-  make_evaluator: the run's own evaluator gives the predict step and the
-  segment decision rule, `Evaluator.decisions`).
+  Everything parse knows about trainers is in this function (the loop's
+  `read_config` / `setup` / `restore` with the AVVP trainer, the
+  evaluators' jitted predict step and the AVVP evaluator's decision rule).
   """
   import jax  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
+  from avjax.evaluators import avvp_f1  # pylint: disable=g-import-not-at-top
+  from avjax.evaluators import common  # pylint: disable=g-import-not-at-top
   from avjax.trainers import avvp_weak  # pylint: disable=g-import-not-at-top
-  from avjax.utils import checkpointing  # pylint: disable=g-import-not-at-top
+  from avjax.trainers import loop  # pylint: disable=g-import-not-at-top
   from avjax.utils import sharding  # pylint: disable=g-import-not-at-top
   run_dir = _run_dir(workdir)
   path = os.path.join(run_dir, "config.json")
   if not os.path.exists(path):
     raise ParseError(f"{path} not found: --workdir must be a trained run")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  if config.model.get("name", "avvp_net") != "avvp_net":
+  config = loop.read_config(run_dir)
+  if config.model.name != "avvp_net":
     raise ParseError(f"{run_dir}: model {config.model.name!r} is not an "
                      "AVVP-family network (HAN, MA, cross-modal, VEBA)")
-  s = avvp_weak.setup(config, train=False)
-  state, _ = avvp_weak.make_state(s)
-  fp = avvp_weak.fingerprint(s, state.params)
-  latest, best = avvp_weak.managers(run_dir, config)
-  mgr = best if checkpoint == "best" else latest
-  step = None if checkpoint in ("best", "latest") else int(checkpoint)
-  state, _, step = checkpointing.restore(mgr, step, state, fp)
-  # The run's own evaluator (HAN/MA/cross-modal: avvp_f1, VEBA: veba) gives
-  # the predict step (its output keys) and the segment decision rule.
-  ev = avvp_weak.make_evaluator(s, config.data.val_split)
+  s = loop.setup(config, train=False, trainer=avvp_weak.TRAINER)
+  state, _, step = loop.restore(s, run_dir, checkpoint)
+  predict_step = common.jit_predict_step(s.mesh)
   dsh = sharding.data_sharding(s.mesh)
 
   def predict(batch):

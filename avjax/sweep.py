@@ -43,6 +43,7 @@ from absl import app
 from absl import flags
 import jax
 
+from avjax.trainers import registry as trainers
 from avjax.utils import cli
 from avjax.utils import runtime
 from avjax.utils import writers
@@ -133,7 +134,7 @@ def run_row(row: Dict[str, Any], workdir: str, runlocal: bool,
   if not train:
     return None
   config = load_config(row["config"], runlocal, row.get("overrides"))
-  trainer = importlib.import_module(f"avjax.trainers.{config.trainer}")
+  trainer = trainers.get(config.trainer)
   with row_lock(workdir) as held_by:
     if held_by:
       writers.log("sweep row %s: being trained by %s, left to it",
@@ -242,7 +243,7 @@ def sweep(config_path: str, hyper: Optional[str], workdir: str,
                      f"(has {sorted(summary.get('results', {}))})")
     scores[name] = summary["results"][sp]
     if keys is None:
-      keys = list(config.get("table_keys", None) or scores[name])
+      keys = list(config.table_keys or scores[name])
   if jax.process_index() == 0:
     md = table(scores, keys or [])
     title = f"{config_path} {hyper or ''} ({split or 'test'} split)"

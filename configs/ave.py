@@ -110,7 +110,8 @@ def get_config(arg=None):
   c.loss = ml_collections.ConfigDict(
       {"type": "mil" if arg.weak else "segment",
        "pooling": "mean"})  # paper Eq. 7; the reference code uses "max"
-  c.eval = ml_collections.ConfigDict({"best_metric": "acc"})
+  c.eval = ml_collections.ConfigDict({"evaluator": "ave_acc",
+                                      "best_metric": "acc"})
   c.table_keys = ["acc", "acc_event", "acc_background", "att_mass",
                   "att_uniform"]
   if arg.data == "synthetic":  # a short schedule and a lighter attention MLP

@@ -39,7 +39,8 @@ def get_config(arg=None):
   c.data = ave.data(arg.data, weak=False)
   c.loss = ml_collections.ConfigDict(
       {"type": LOSSES[arg.variant], "margin": 2.0, "cca_dim": 8})
-  c.eval = ml_collections.ConfigDict({"best_metric": "cml"})
+  c.eval = ml_collections.ConfigDict({"evaluator": "ave_cml",
+                                      "best_metric": "cml"})
   c.table_keys = ["a2v", "v2a", "chance", "num_queries"]
   # The reference schedule, also on the synthetic data (2000 steps there;
   # with batch 32 x 15 epochs, 375 steps, AVDLN stays at the trivial

@@ -100,12 +100,14 @@ def get_config(arg=None):
   c.experiment_name = f"avvp_crossmodal_{arg.variant}"
   c.model = common.avvp_net(**VARIANTS[arg.variant])
   c.loss.type = "han" if arg.variant == "han" else "crossmodal"
-  c.loss.grl_scale = 1.0  # x the DANN reversal scale (0: no reversal)
   c.trainer = TRAINERS.get(arg.variant, c.trainer)
   if c.model.avg_layers:
     c.avg = avg_block(arg.avg_loss)
     if arg.avg_loss != "uni":
       c.experiment_name += f"_{arg.avg_loss}"
+  if arg.variant == "avg_pretrain":  # the AVG encoder alone, grounding loss
+    c.model.name, c.loss.type = "avg", "grounding"
+    c.eval.evaluator, c.eval.best_metric = "grounding", c.avg.best_metric
   c.table_keys = COLUMNS[arg.table]
   common.set_data(c, arg.data)
   # Synthetic default: HAN's optimizer at batch 16 (Adam 3e-4, x0.1 after 4

@@ -67,7 +67,7 @@ def get_config(arg=None):
       "refine": refine, "modalities": arg.refine,
       # Which checkpoint of a stage the refinement starts from and each
       # stage reports: "final" (the reference: last epoch) or "best" (on
-      # validation); both are scored (`avjax.trainers.ma_pipeline`).
+      # validation); both are scored (`avjax.projects.ma.pipeline`).
       "checkpoint": "final",
       # Partner clips: "global" (the reference: uniform over every train
       # clip with a disjoint label set) or "batch" (drawn inside each

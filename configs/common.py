@@ -45,15 +45,19 @@ def generator_settings(config_cls, **overrides) -> dict:
 
 
 def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
-               shuffle_buffer: int = 0, **extra) -> ml_collections.ConfigDict:
+               shuffle_buffer: int = 0, extra_train_splits: tuple = (),
+               **extra) -> ml_collections.ConfigDict:
   """A `config.data` block: dataset `name`, its generator settings (empty
   for a prepared directory), the standard splits; `extra` adds fields.
   shuffle_buffer: 0 (default) makes every training epoch a uniform random
   permutation of the clips (the reference code's DataLoader(shuffle=True));
-  N > 0 reads the shards in a seeded order through an N-clip buffer."""
+  N > 0 reads the shards in a seeded order through an N-clip buffer.
+  extra_train_splits: splits also trained on, those the dataset has (e.g.
+  AVE's background-only `train_noisy`)."""
   return ml_collections.ConfigDict({
       "name": name, "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
       "train_split": "train", "val_split": "val", "test_split": "test",
+      "extra_train_splits": tuple(extra_train_splits),
       **extra, "shuffle_buffer": shuffle_buffer,
       "synthetic": synthetic_settings})
 
@@ -102,7 +106,7 @@ def avvp_net(**overrides) -> ml_collections.ConfigDict:
       "init_scheme": "torch",
       # Cross-modal learning (Lamba et al. 2021); all off is HAN.
       "global_context": False, "separate_self_attention": False,
-      "skip": False, "adversarial": False,
+      "skip": False, "shared_fc": False, "adversarial": False,
       # AVG pretraining (Lamba et al. 2021): avg_layers > 0 puts the AVG
       # transformer encoder in front of the hybrid attention; init_from: a
       # pretraining workdir whose `avg_encoder` initialises it (frozen with
@@ -130,11 +134,20 @@ def avvp_base() -> ml_collections.ConfigDict:
        "type": "han",  # or "han_nce": plus MA's temporal contrastive term
        "nce_weight": 1.0, "nce_tau": 0.2, "nce_smoothing": 0.1,
        "use_modality_labels": False,  # True: train on refined labels (MA)
+       # ... a dropped label's target: "negative" (smoothed like an absent
+       # class) or "zero" (MA's reference); global_drops_with_audio: the
+       # global target is 0 where the audio label was dropped.
+       "dropped_target": "negative", "global_drops_with_audio": False,
        # type "crossmodal": global + modality_weight * (audio + visual)
-       # + adv_weight * discriminator BCE (Lamba et al. 2021).
-       "modality_weight": 0.3, "adv_weight": 0.3})
+       # + adv_weight * discriminator BCE (Lamba et al. 2021), whose
+       # gradient reversal is grl_scale x the DANN schedule (0: none).
+       "modality_weight": 0.3, "adv_weight": 0.3, "grl_scale": 1.0,
+       # types "veba"/"veba_shared": the fraction of train clips with their
+       # video labels (the others use their audio labels).
+       "video_label_fraction": 1.0})
   c.eval = ml_collections.ConfigDict(
-      {"gating": "global", "threshold": 0.5, "best_metric": "seg_type"})
+      {"evaluator": "avvp_f1", "gating": "global", "threshold": 0.5,
+       "best_metric": "seg_type"})
   c.table_keys = ["seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
                   "ev_a", "ev_v", "ev_av", "ev_type", "ev_event"]
   c.log_every_steps = 50

@@ -72,8 +72,10 @@ def get_config(arg=None):
       "onset_source": "stored", "onset_threshold": 0.25,
       "dtype": "float32"})
   # "hash": a multi-label training clip keeps one label chosen by its id.
-  c.loss = ml_collections.ConfigDict({"single_label": "hash"})
-  c.eval = ml_collections.ConfigDict({"best_metric": "acc"})
+  c.loss = ml_collections.ConfigDict({"type": "event_heads",
+                                      "single_label": "hash"})
+  c.eval = ml_collections.ConfigDict({"evaluator": "event_heads",
+                                      "best_metric": "acc"})
   c.table_keys = list(TABLE_KEYS)
   if arg.data == "synthetic":
     c.data = events_data(arg.onsets)

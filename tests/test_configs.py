@@ -15,7 +15,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
     os.path.join(REPO, "configs", "*.py"))
                  if not os.path.basename(p).startswith(("_", "common")))
-LLP_INFO = {"classes": ["c"] * 25, "feature_specs": schema.LLP_FEATURES}
+# Every stream any model reads, at its dataset's shape (T = 10).
+SPECS = schema.LLP_FEATURES + (
+    schema.FeatureSpec("visual_map", 1, (7, 7, 512)),
+    schema.FeatureSpec("visual_vec", 1, (512,)),
+    schema.ONSETS_FEATURE)
+INFO = {"classes": ["c"] * 25, "feature_specs": SPECS}
+SHAPES = {sp.name: (1, 10 * sp.frames_per_segment) + sp.shape
+          for sp in SPECS}
+SHAPES["segment_mask"] = (1, 10)
 
 
 def variants(mod):
@@ -34,13 +42,13 @@ class ConfigsTest(absltest.TestCase):
           c = mod.get_config(arg)
           self.assertEqual(c.experiment_name.split("_")[0],
                            name.split("_")[0])
-          if "model" not in c or c.model.get("name") != "avvp_net":
-            continue
-          model = build.build(c.model, LLP_INFO)
-          x = {"audio": jnp.zeros((1, 10, 128)),
-               "visual": jnp.zeros((1, 80, 2048)),
-               "motion": jnp.zeros((1, 10, 512)),
-               "segment_mask": jnp.ones((1, 10))}
+          # config.model.name chooses the model: each one initialises on
+          # inputs of its dataset's shapes (the streams it reads). Built by
+          # its module: a pipeline's top config (e.g. variant=pretrained)
+          # gets `model.init_from` from its stage.
+          model = build.get(c.model).build(c.model, INFO)
+          x = {k: jnp.zeros(SHAPES[k]) for k in
+               build.input_features(c.model) + ("segment_mask",)}
           shapes = jax.eval_shape(
               lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)
           self.assertIn("params", shapes)

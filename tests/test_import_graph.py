@@ -7,9 +7,9 @@ module may import its own layer or a lower one, never a higher one. Every
 import counts (also those inside functions); the graph is built from the
 source with `ast`, nothing is imported. Trainers also do not import each
 other, except the shared loop (`avjax.trainers.loop`, `train_lib`), and
-evaluators import no trainer (they get a `predict_fn`; trainers reach
-evaluators by name through `config.evals`, so trainer -> evaluator imports
-are upward and caught by the layers).
+evaluators import no trainer (they get a `predict_fn`; the loop reaches
+evaluators by name through `config.eval.evaluator`, so trainer -> evaluator
+imports are upward and caught by the layers).
 
   python tests/test_import_graph.py    # prints `module -> imports` per layer
 """
@@ -39,31 +39,10 @@ LAYER_NAMES = {0: "leaf libraries (utils, errors, metrics)", 1: "data",
 # Trainer modules any trainer may import (the shared training loop).
 SHARED_TRAINERS = {"avjax.trainers.loop", "avjax.trainers.train_lib"}
 
-# (importer, imported) edges that break the rules today and are removed by
-# the trainer-loop refactor (issue 21). The test fails on any violation not
-# listed here AND on any entry that no longer occurs, so this only shrinks.
-PENDING = {
-    # removed by the trainer-loop refactor (issue 21)
-    ("avjax.evaluators.veba", "avjax.trainers.train_lib"),
-    ("avjax.trainers.avdln", "avjax.evaluators.avvp_f1"),
-    ("avjax.trainers.avdln", "avjax.trainers.ave_supervised"),
-    ("avjax.trainers.avdln", "avjax.trainers.avvp_weak"),
-    ("avjax.trainers.ave_supervised", "avjax.evaluators.avvp_f1"),
-    ("avjax.trainers.ave_supervised", "avjax.trainers.avvp_weak"),
-    ("avjax.trainers.avg_pipeline", "avjax.trainers.avg_pretrain"),
-    ("avjax.trainers.avg_pipeline", "avjax.trainers.avvp_weak"),
-    ("avjax.trainers.avg_pipeline", "avjax.trainers.ma_pipeline"),
-    ("avjax.trainers.avg_pretrain", "avjax.trainers.avvp_weak"),
-    ("avjax.trainers.avvp_weak", "avjax.evaluators.avvp_f1"),
-    ("avjax.trainers.avvp_weak", "avjax.evaluators.veba"),
-    ("avjax.trainers.event_heads", "avjax.evaluators.avvp_f1"),
-    ("avjax.trainers.event_heads", "avjax.trainers.ave_supervised"),
-    ("avjax.trainers.event_heads", "avjax.trainers.avvp_weak"),
-    ("avjax.trainers.ma_pipeline", "avjax.evaluators.avvp_f1"),
-    ("avjax.trainers.ma_pipeline", "avjax.trainers.avvp_weak"),
-    ("avjax.trainers.ma_pipeline", "avjax.trainers.ma_refine"),
-    ("avjax.trainers.ma_refine", "avjax.trainers.avvp_weak"),
-}
+# (importer, imported) edges that break the rules today. The test fails on
+# any violation not listed here AND on any entry that no longer occurs, so
+# this only shrinks. Emptied by the trainer-loop refactor (issue 21).
+PENDING = set()
 
 
 def modules() -> Dict[str, str]:

@@ -48,20 +48,36 @@ def host_shards(files: Sequence[str], counts: Sequence[int],
 
 @dataclasses.dataclass
 class Source:
-  """One split of a TFRecord dataset as seen by one host."""
+  """One split of a TFRecord dataset as seen by one host.
+
+  `extra_splits` adds the shards of other splits of the dataset (e.g. AVE's
+  background-only `train_noisy` for weak training); their clips count as
+  the split's. The label keys are the split's, which every extra split must
+  also carry.
+  """
   data_dir: str
   split: str
   features: Sequence[str]
   process_index: int = 0
   process_count: int = 1
+  extra_splits: Sequence[str] = ()
 
   def __post_init__(self):
     self.info = tfrecord.read_info(self.data_dir)
     files = tfrecord.split_files(self.data_dir, self.info, self.split)
-    counts = self.info["splits"][self.split]["file_counts"]
+    counts = list(self.info["splits"][self.split]["file_counts"])
+    keys = set(self.info["splits"][self.split]["label_keys"])
+    for sp in self.extra_splits:
+      files += tfrecord.split_files(self.data_dir, self.info, sp)
+      counts += self.info["splits"][sp]["file_counts"]
+      missing = keys - set(self.info["splits"][sp]["label_keys"])
+      if missing:
+        raise ValueError(f"split {sp!r} of {self.data_dir} lacks label keys "
+                         f"{sorted(missing)} of split {self.split!r}")
     self.files, self.host_counts = host_shards(
         files, counts, self.process_index, self.process_count)
-    self.num_clips = self.info["splits"][self.split]["num_clips"]
+    self.num_clips = (sum(counts) if self.extra_splits else
+                      self.info["splits"][self.split]["num_clips"])
 
   @property
   def rebuild(self) -> str:

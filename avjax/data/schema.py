@@ -70,3 +70,13 @@ LLP_FEATURES = (
 
 # Per-segment 0/1 audio-onset indicator, stored like any feature stream.
 ONSETS_FEATURE = FeatureSpec("onsets", 1, (1,))
+
+
+# Batch keys that are targets or bookkeeping, never model inputs.
+NON_INPUT_KEYS = (LABEL_KEYS + DENSE_KEYS + EXTRA_LABEL_KEYS +
+                  ("_mask", "clip_id_bytes"))
+
+
+def model_inputs(batch: dict) -> dict:
+  """A batch without its labels and bookkeeping keys (what a model reads)."""
+  return {k: v for k, v in batch.items() if k not in NON_INPUT_KEYS}

@@ -1,63 +1,46 @@
-"""AVVP evaluator: segment/event F1 (the ten numbers) and tagging mAP."""
+"""AVVP evaluator: segment/event F1 (the ten numbers) and tagging mAP.
+
+`config.eval`: `gating` ("global": HAN, the video decision from
+global_prob; "modality": MA, audio gated by audio_prob, visual by
+visual_prob) and `threshold` (decision threshold of the probabilities).
+"""
 
 from typing import Dict
 
 import numpy as np
 
-from avjax.data import pipeline
+from avjax import errors
+from avjax.evaluators import common
 from avjax.metrics import avvp
 from avjax.metrics import tagging
-from avjax.utils import sharding
 
 METRIC_KEYS = ("seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
                "ev_a", "ev_v", "ev_av", "ev_type", "ev_event")
+BEST_METRICS = METRIC_KEYS + ("map",)
+GATINGS = ("global", "modality")
 
 
-class Evaluator:
-  """Runs a jitted predict function over a split; scores on host in NumPy.
+def check(config) -> list:
+  return errors.failed_checks(config.eval, [
+      (config.eval.gating in GATINGS, "gating", "'global' or 'modality'")],
+                              "config.eval.")
+
+
+class Evaluator(common.Evaluator):
+  """`common.Evaluator` scored with the AVVP metrics.
 
   Args:
-    predict_fn: jitted (state, global batch) -> dict of global arrays.
-    source: `pipeline.Source` of the split (this host's shards).
-    local_batch_size: per-host eval batch size.
-    mesh: device mesh.
-    gating: "global" (HAN: video decision from global_prob) or "modality"
-      (MA: audio gated by audio_prob, visual by visual_prob).
+    predict_fn, source, local_batch_size, mesh: see `common.Evaluator`.
+    gating: "global" or "modality" (see the module docstring).
     threshold: decision threshold for probabilities.
   """
 
-  def __init__(self, predict_fn, source: pipeline.Source,
-               local_batch_size: int, mesh, gating: str = "global",
-               threshold: float = 0.5):
-    if gating not in ("global", "modality"):
+  def __init__(self, predict_fn, source, local_batch_size: int, mesh,
+               gating: str = "global", threshold: float = 0.5):
+    if gating not in GATINGS:
       raise ValueError(f"gating={gating!r}; valid: 'global', 'modality'")
-    self.predict_fn, self.source = predict_fn, source
-    self.local_batch_size, self.mesh = local_batch_size, mesh
+    super().__init__(predict_fn, source, local_batch_size, mesh)
     self.gating, self.threshold = gating, threshold
-
-  def predict(self, state, batches=None) -> Dict[str, np.ndarray]:
-    """All clips of the split (padding removed), in a host-independent order.
-
-    `batches` optionally replaces the split with an iterable of global batches
-    (e.g. device-resident arrays in benchmarks); then no count is checked.
-    """
-    check = batches is None
-    if check:
-      batches = sharding.prefetch_to_mesh(
-          pipeline.eval_batches(self.source, self.local_batch_size),
-          self.mesh)
-    chunks = sharding.gather([self.predict_fn(state, b) for b in batches])
-    out = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-    keep = out.pop("_mask") > 0
-    out = {k: v[keep] for k, v in out.items()}
-    out["ids"] = np.asarray(sharding.array_to_ids(out.pop("clip_id_bytes")))
-    order = np.argsort(out["ids"], kind="stable")
-    out = {k: v[order] for k, v in out.items()}
-    if check and len(out["ids"]) != self.source.num_clips:
-      raise RuntimeError(
-          f"evaluated {len(out['ids'])} clips of split "
-          f"{self.source.split!r} but it has {self.source.num_clips}")
-    return out
 
   def decisions(self, pred: Dict[str, np.ndarray]):
     """Segment-level boolean audio/visual predictions [N, T, C]."""
@@ -69,10 +52,6 @@ class Evaluator:
                                     self.threshold)
     m = pred["segment_mask"].astype(bool)[:, :, None]
     return a & m, v & m
-
-  def run(self, state) -> Dict[str, float]:
-    pred = self.predict(state)
-    return self.score(pred)
 
   def score(self, pred: Dict[str, np.ndarray]) -> Dict[str, float]:
     res = {"num_clips": float(len(pred["ids"]))}
@@ -90,6 +69,26 @@ class Evaluator:
     res["map"] = tagging.mean_average_precision(pred["global_prob"],
                                                 pred["labels"])
     return res
+
+  def save_predictions(self, path: str, pred: Dict[str, np.ndarray]) -> None:
+    """Decisions in `avjax.score`'s format plus the probabilities."""
+    a, v = self.decisions(pred)
+    np.savez_compressed(path, ids=pred["ids"], audio=a, visual=v, **{
+        k: pred[k] for k in ("frame_prob", "global_prob", "audio_prob",
+                             "visual_prob", "segment_mask") if k in pred})
+
+  @staticmethod
+  def markdown(rows: Dict[str, Dict[str, float]]) -> str:
+    return to_markdown(rows)
+
+  def log_keys(self, res: Dict[str, float]) -> list:
+    return [k for k in METRIC_KEYS if k in res] or super().log_keys(res)
+
+
+def make(s, split: str) -> Evaluator:
+  return Evaluator(common.jit_predict_step(s.mesh), common.source(s, split),
+                   s.local_eval_batch, s.mesh, gating=s.config.eval.gating,
+                   threshold=s.config.eval.threshold)
 
 
 def to_markdown(rows: Dict[str, Dict[str, float]]) -> str:

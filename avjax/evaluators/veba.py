@@ -14,31 +14,34 @@ weak split (VEBA's val) audio_labels / visual_labels. mAP is
 scores are `metrics.avvp` on the decisions (audio-visual = audio AND visual).
 """
 
-import functools
 from typing import Dict, List, Sequence, Tuple
 
-import jax
 import numpy as np
 
-from avjax.data import pipeline
+from avjax import errors
 from avjax.evaluators import avvp_f1
+from avjax.evaluators import common
 from avjax.metrics import avvp
 from avjax.metrics import tagging
-from avjax.trainers import train_lib
-from avjax.utils import sharding
 
 HEADS = ("modality", "shared")
 TAGGING_KEYS = ("map_a", "map_v", "map_av", "map_vav")
 DETECTION_KEYS = ("seg_a", "seg_v", "seg_av", "ev_a", "ev_v", "ev_av")
 METRIC_KEYS = TAGGING_KEYS + DETECTION_KEYS
+BEST_METRICS = METRIC_KEYS
 PREDICT_KEYS = ("frame_prob", "global_prob", "audio_prob", "visual_prob",
                 "modality_att")
 
 
+def check(config) -> list:
+  return avvp_f1.check(config) + errors.failed_checks(config.eval, [
+      (config.eval.heads in HEADS, "heads", f"one of {HEADS}")],
+                                                      "config.eval.")
+
+
 def jit_predict_step(mesh):
-  """train_lib.predict_step that also returns the modality attention."""
-  return jax.jit(functools.partial(train_lib.predict_step, keys=PREDICT_KEYS),
-                 out_shardings=sharding.data_sharding(mesh))
+  """`common.predict_step` that also returns the modality attention."""
+  return common.jit_predict_step(mesh, PREDICT_KEYS)
 
 
 class Evaluator(avvp_f1.Evaluator):
@@ -87,13 +90,12 @@ class Evaluator(avvp_f1.Evaluator):
 
 
 def make(s, split: str) -> Evaluator:
-  """The evaluator of an `avvp_weak.Setup` for `split`."""
-  src = pipeline.Source(s.data_dir, split, s.features, jax.process_index(),
-                        jax.process_count())
+  """The evaluator of a run's setup `s` for `split` (`config.eval`: heads,
+  gating, threshold)."""
   ev = s.config.eval
-  return Evaluator(jit_predict_step(s.mesh), src, s.local_eval_batch, s.mesh,
-                   heads=ev.get("heads", "modality"), gating=ev.gating,
-                   threshold=ev.threshold)
+  return Evaluator(jit_predict_step(s.mesh), common.source(s, split),
+                   s.local_eval_batch, s.mesh, heads=ev.heads,
+                   gating=ev.gating, threshold=ev.threshold)
 
 
 def sync_spans(audio: np.ndarray, visual: np.ndarray, ids: Sequence[str],

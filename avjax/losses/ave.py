@@ -49,3 +49,32 @@ def mil_ce(logits: jnp.ndarray, labels: jnp.ndarray,
   if clip_mask is not None:
     w = w * clip_mask
   return masking.masked_mean(ce, w)
+
+
+# `config.loss.type`: "segment" (per-segment softmax CE against the dense
+# labels; AVE paper Sec. 4.1) or "mil" (the segment scores pooled over time
+# by `config.loss.pooling`, softmax CE against the video labels; Sec. 4.4).
+TYPES = ("segment", "mil")
+POOLINGS = ("mean", "max")
+
+
+def check(config) -> list:
+  return [f"config.loss.pooling={config.loss.pooling!r}: expected 'mean' or "
+          "'max'"] if config.loss.pooling not in POOLINGS else []
+
+
+def label_keys(config) -> tuple:
+  return ("seg_audio",) if config.loss.type == "segment" else ()
+
+
+def loss_fn(out, batch, *, config, step=None, total_steps: int = 1):
+  """Segment CE or MIL CE, summed over DMRFE branches when present."""
+  del step, total_steps
+  branches = out.get("branch_logits", out["logits"][None])
+  mask = batch["segment_mask"]
+  if config.loss.type == "segment":
+    per = [segment_ce(b, batch["seg_audio"], mask) for b in branches]
+  else:
+    per = [mil_ce(b, batch["labels"], mask, config.loss.pooling)
+           for b in branches]
+  return {"loss": sum(per)}

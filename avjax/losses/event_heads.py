@@ -43,3 +43,25 @@ def multi_head_loss(logits: jnp.ndarray, targets: jnp.ndarray,
   terms = {f"loss_{h}": per_head[i] for i, h in enumerate(heads)}
   terms["loss"] = per_head.sum()
   return terms
+
+
+# `config.loss.type="event_heads"`: Eq. 4, the sum over the heads of
+# `config.model.heads` of the CE with the clip's single label;
+# `config.loss.single_label`: "hash" (a multi-label clip keeps one label
+# chosen by its id) or "first" (its first label in class order).
+TYPES = ("event_heads",)
+SINGLE_LABEL = ("hash", "first")
+
+
+def check(config) -> list:
+  return [f"config.loss.single_label={config.loss.single_label!r}: expected "
+          "'hash' or 'first'"] if (
+              config.loss.single_label not in SINGLE_LABEL) else []
+
+
+def loss_fn(out, batch, *, config, step=None, total_steps: int = 1):
+  del step, total_steps
+  ids = (batch.get("clip_id_bytes") if config.loss.single_label == "hash"
+         else None)
+  targets = single_label_targets(batch["labels"], ids)
+  return multi_head_loss(out["logits"], targets, tuple(config.model.heads))

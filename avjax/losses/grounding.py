@@ -13,11 +13,13 @@ graphs of N nodes (scope "clip": one graph per clip, N = T; scope "batch":
 one graph over all B*T snippets of the batch).
 """
 
+import functools
 from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp
 
+from avjax import errors
 from avjax.losses import nce
 from avjax.utils import masking
 
@@ -179,3 +181,49 @@ def count_metrics(c: Dict[str, float],
           f"{prefix}uni_acc": 100.0 * c.get("uni_correct", 0.0) / max(
               c.get("uni_pairs", 0.0), 1.0),
           f"{prefix}pos_rate": 100.0 * c["positives"] / p}
+
+
+# `config.loss.type="grounding"`: AVG pretraining (Lamba et al. 2021), the
+# settings in `config.avg` (loss kind, scope, margins, graph thresholds).
+TYPES = ("grounding",)
+
+
+def check(config) -> list:
+  a = config.avg
+  return errors.failed_checks(a, [
+      (a.loss in KINDS, "loss", f"one of {KINDS}"),
+      (a.scope in SCOPES, "scope", f"one of {SCOPES}"),
+      (-1.0 <= a.neg_margin < a.pos_margin <= 1.0, "pos_margin",
+       f"in (avg.neg_margin={a.neg_margin}, 1]"),
+  ], "config.avg.")
+
+
+def ground_truth(batch: Dict[str, jax.Array], avg_cfg):
+  """(positive, valid) [G, N, N] from the batch's input features: VGGish
+  audio and the segment mean of the frame features (motion without them)."""
+  t = batch["audio"].shape[1]
+  vis = batch.get("visual", batch.get("motion"))
+  vis = vis.reshape((vis.shape[0], t, -1) + vis.shape[2:]).mean(2)
+  mask = batch.get("segment_mask", jnp.ones(batch["audio"].shape[:2]))
+  if "_mask" in batch:
+    mask = mask * batch["_mask"][:, None]
+  pos, valid, _ = targets_from_inputs(
+      batch["audio"], vis, mask, scope=avg_cfg.scope,
+      audio_threshold=avg_cfg.audio_threshold,
+      visual_threshold=avg_cfg.visual_threshold)
+  return pos, valid
+
+
+def loss_fn(out, batch, *, config, step=None, total_steps: int = 1
+            ) -> Dict[str, jax.Array]:
+  """The grounding loss of the encoder's embeddings (+ the positive rate)."""
+  del step, total_steps
+  avg_cfg = config.avg
+  pos, valid = ground_truth(batch, avg_cfg)
+  g = functools.partial(to_graphs, scope=avg_cfg.scope)
+  terms = avg_loss(
+      g(out["audio_emb"]), g(out["visual_emb"]), pos, valid,
+      kind=avg_cfg.loss, pos_margin=avg_cfg.pos_margin,
+      neg_margin=avg_cfg.neg_margin)
+  terms["pos_rate"] = pos.sum() / jnp.maximum(valid.sum(), 1.0)
+  return terms

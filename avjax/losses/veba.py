@@ -68,3 +68,20 @@ def veba_loss(out: Dict[str, jnp.ndarray], batch: Dict[str, jnp.ndarray], *,
     raise ValueError(f"loss_type={loss_type!r}; valid: {LOSS_TYPES}")
   terms["loss"] = sum(terms.values())
   return terms
+
+
+TYPES = LOSS_TYPES
+
+
+def label_keys(config) -> tuple:
+  """Train-split label keys read besides `labels`."""
+  return ("audio_labels",) + (
+      ("visual_labels",) if config.loss.type == "veba" else ())
+
+
+def loss_fn(out, batch, *, config, step=None, total_steps: int = 1
+            ) -> Dict[str, jnp.ndarray]:
+  """`veba_loss` of `config.loss` (type, video_label_fraction)."""
+  del step, total_steps
+  return veba_loss(out, batch, loss_type=config.loss.type,
+                   video_label_fraction=config.loss.video_label_fraction)

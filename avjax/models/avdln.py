@@ -69,11 +69,8 @@ def check(model_cfg) -> list:
   return errors
 
 
-def build(model_cfg, num_classes: int) -> AVDLN:
-  del num_classes
-  errors = check(model_cfg)
-  if errors:
-    raise ValueError("invalid config:\n  " + "\n  ".join(errors))
+def build(model_cfg, info: dict) -> AVDLN:
+  del info  # embeddings only: no class count
   return AVDLN(model_cfg.hidden, model_cfg.out, model_cfg.visual_key)
 
 

@@ -189,12 +189,11 @@ def check(model_cfg) -> list:
   return errors
 
 
-def build(model_cfg, num_classes: int) -> AVENet:
-  errors = check(model_cfg)
-  if errors:
-    raise ValueError("invalid config:\n  " + "\n  ".join(errors))
+def build(model_cfg, info: dict) -> AVENet:
+  """AVENet of `config.model` for the dataset `info` (classes incl. the
+  background class)."""
   return AVENet(
-      num_classes=num_classes, modalities=model_cfg.modalities,
+      num_classes=len(info["classes"]), modalities=model_cfg.modalities,
       attention=model_cfg.attention, fusion=model_cfg.fusion,
       stage=model_cfg.stage, lstm_hidden=model_cfg.lstm_hidden,
       att_dim=model_cfg.att_dim, att_hidden=model_cfg.att_hidden,

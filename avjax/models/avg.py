@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from avjax import errors
 from avjax.models import attention
 from avjax.models import encoders
 from avjax.models import inits
@@ -101,3 +102,60 @@ class AVGPretrainNet(nn.Module):
     """Returns `audio_emb`, `visual_emb` [B, T, d]."""
     a, v = self.avg_encoder(batch, train=train)
     return {"audio_emb": a, "visual_emb": v}
+
+
+# The model-module contract (`avjax.models.build`) of the pretraining
+# model (`config.model.name="avg"`): an AVVP `config.model` block whose
+# `avg_layers` AVG layers are pretrained alone.
+
+
+def frames_per_segment(info: dict) -> int:
+  """Visual frames per segment of a dataset (1 without a visual stream)."""
+  specs = {s.name: s for s in info["feature_specs"]}
+  return specs["visual"].frames_per_segment if "visual" in specs else 1
+
+
+def encoder(model_cfg, info: dict) -> AVGEncoder:
+  """The AVG encoder of an AVVP `config.model` block (`avg_layers` > 0)."""
+  m = model_cfg
+  return AVGEncoder(
+      d_model=m.d_model, num_layers=m.avg_layers, num_heads=m.num_heads,
+      d_ff=m.d_ff, dropout=m.dropout,
+      frames_per_segment=frames_per_segment(info), use_frames=m.use_frames,
+      use_motion=m.use_motion, pool_first=m.pool_first,
+      init_scheme=m.init_scheme, dtype=getattr(jnp, m.dtype))
+
+
+def check(model_cfg) -> list:
+  m = model_cfg
+  return errors.failed_checks(m, [
+      (m.avg_layers > 0, "avg_layers", "> 0 (the AVG encoder to pretrain)"),
+      (m.input_modalities == "av", "input_modalities",
+       "'av' (the encoder grounds audio and visual snippets)"),
+      (m.dtype in ("float32", "bfloat16"), "dtype",
+       "'float32' or 'bfloat16'"),
+      (m.d_model % m.num_heads == 0, "num_heads",
+       f"a divisor of model.d_model={m.d_model}"),
+      (0.0 <= m.dropout < 1.0, "dropout", "in [0, 1)"),
+      (m.init_scheme in inits.SCHEMES, "init_scheme",
+       f"one of {list(inits.SCHEMES)}"),
+  ], "config.model.")
+
+
+def build(model_cfg, info: dict) -> AVGPretrainNet:
+  return AVGPretrainNet(encoder(model_cfg, info))
+
+
+def input_features(model_cfg) -> tuple:
+  """Audio and the visual streams of `use_frames`/`use_motion`."""
+  return ("audio",) + (("visual",) if model_cfg.use_frames else ()) + (
+      ("motion",) if model_cfg.use_motion else ())
+
+
+def upgrade_fingerprint(model_dict: dict) -> dict:
+  """Pretraining checkpoints written before the "avg" model name stored
+  their AVVP block's name."""
+  out = {"shared_fc": False, **model_dict}
+  if out.get("name") == "avvp_net":
+    out["name"] = "avg"
+  return out

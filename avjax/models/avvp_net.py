@@ -10,12 +10,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from avjax import errors
 from avjax.models import attention
 from avjax.models import avg
 from avjax.models import discriminator
 from avjax.models import encoders
 from avjax.models import inits
 from avjax.models import pooling
+from avjax.utils import pretrained
 
 
 def _apply_both_ways(layer, a, v, mask, train):
@@ -182,3 +184,76 @@ class AVVPNet(nn.Module):
     if self.adversarial:
       out.update(self._discriminate(a, v))
     return out
+
+
+# The model-module contract (`avjax.models.build`): check, build,
+# input_features; optional init_params, optimizer, upgrade_fingerprint.
+
+DTYPES = ("float32", "bfloat16")
+
+
+def check(model_cfg) -> list:
+  """Config errors of a `config.model` block for AVVPNet (empty if fine)."""
+  m = model_cfg
+  return errors.failed_checks(m, [
+      (m.input_modalities in ("av", "a", "v"), "input_modalities",
+       "'av', 'a' or 'v'"),
+      (m.dtype in DTYPES, "dtype", "'float32' or 'bfloat16'"),
+      (m.d_model % m.num_heads == 0, "num_heads",
+       f"a divisor of model.d_model={m.d_model}"),
+      (0.0 <= m.dropout < 1.0, "dropout", "in [0, 1)"),
+      (m.init_scheme in inits.SCHEMES, "init_scheme",
+       f"one of {list(inits.SCHEMES)}"),
+  ] + pretrained.validate(m), "config.model.")
+
+
+def build(model_cfg, info: dict) -> AVVPNet:
+  """AVVPNet of `config.model` sized for the dataset `info`."""
+  m = model_cfg
+  return AVVPNet(
+      num_classes=len(info["classes"]), d_model=m.d_model,
+      num_layers=m.num_layers, num_heads=m.num_heads, d_ff=m.d_ff,
+      dropout=m.dropout, cross_attention=m.cross_attention,
+      input_modalities=m.input_modalities,
+      frames_per_segment=avg.frames_per_segment(info),
+      use_frames=m.use_frames, use_motion=m.use_motion,
+      pool_first=m.pool_first, fused_attention=m.fused_attention,
+      global_context=m.global_context,
+      separate_self_attention=m.separate_self_attention, skip=m.skip,
+      shared_fc=m.shared_fc, adversarial=m.adversarial,
+      avg_encoder=avg.encoder(m, info) if m.avg_layers else None,
+      avg_frozen=m.freeze_pretrained, init_scheme=m.init_scheme,
+      dtype=getattr(jnp, m.dtype))
+
+
+def input_features(model_cfg) -> tuple:
+  """Feature streams the model reads from the dataset."""
+  feats = []
+  if "a" in model_cfg.input_modalities:
+    feats.append("audio")
+  if "v" in model_cfg.input_modalities:
+    if model_cfg.use_frames:
+      feats.append("visual")
+    if model_cfg.use_motion:
+      feats.append("motion")
+  return tuple(feats)
+
+
+def init_params(state, model_cfg):
+  """A fresh run's state with `model.init_from`'s pretrained subtrees."""
+  return pretrained.init_params(state, model_cfg)
+
+
+def optimizer(tx, model_cfg):
+  """`tx` with the pretrained subtrees frozen (`model.freeze_pretrained`)."""
+  return pretrained.maybe_freeze(tx, model_cfg)
+
+
+# Fields added to `config.model` after checkpoints were written without
+# them, with the value those runs had (the code's default then).
+LEGACY_FIELDS = {"shared_fc": False}
+
+
+def upgrade_fingerprint(model_dict: dict) -> dict:
+  """A checkpoint's stored `config.model` as this code would write it."""
+  return {**LEGACY_FIELDS, **model_dict}

@@ -1,69 +1,75 @@
-"""Builds a model from `config.model` and the dataset info."""
+"""The model registry: `config.model.name` -> a model module.
 
-import jax.numpy as jnp
+Every model is a module with one signature (big_vision's import by name):
 
-from avjax.models import avg
-from avjax.models import avvp_net
-from avjax.models import inits
+  build(model_cfg, info) -> flax.linen.Module   the model of a `config.model`
+      block, sized for the dataset `info` (`tfrecord.read_info`: classes,
+      feature_specs);
+  input_features(model_cfg) -> tuple            dataset streams it reads;
+  check(model_cfg) -> [str]                     (optional) config errors;
+  init_params(state, model_cfg) -> state        (optional) a fresh run's
+      state initialised from elsewhere (e.g. `model.init_from`);
+  optimizer(tx, model_cfg) -> tx                (optional) e.g. frozen parts;
+  upgrade_fingerprint(model_dict) -> dict       (optional) a checkpoint's
+      stored `config.model` as this code writes it (fields added since).
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+`config.model.name` is a name of `MODELS` or a full module path
+(`my_pkg.my_model`, importable from sys.path): a new model is one module
+plus a config naming it.
+"""
+
+from types import ModuleType
+
+from avjax import errors
+from avjax.utils import registry
+
+MODELS = {name: f"avjax.models.{name}" for name in (
+    "avvp_net",     # HAN and its family (MA, cross-modal learning, VEBA)
+    "avg",          # AVG pretraining's encoder (cross-modal learning)
+    "ave_net",      # AVE event localization, every fusion and stage
+    "avdln",        # AVE cross-modal localization: AVDLN / DCCA
+    "event_heads",  # event-specific fusion layers (Senocak et al. 2023)
+)}
+
+
+def get(model_cfg) -> ModuleType:
+  """The module of `config.model.name`."""
+  return registry.load("config.model.name", model_cfg.name, MODELS)
+
+
+def check(model_cfg) -> list:
+  """Config errors of the model block (empty if fine)."""
+  module = get(model_cfg)
+  return module.check(model_cfg) if hasattr(module, "check") else []
 
 
 def build(model_cfg, info: dict):
-  """Returns a Flax module for `model_cfg.name` sized for the dataset."""
-  specs = {s.name: s for s in info["feature_specs"]}
-  if model_cfg.name == "avvp_net":
-    f = specs["visual"].frames_per_segment if "visual" in specs else 1
-    if model_cfg.dtype not in _DTYPES:
-      raise ValueError(f"config.model.dtype={model_cfg.dtype!r}; valid: "
-                       f"{sorted(_DTYPES)}")
-    return avvp_net.AVVPNet(
-        num_classes=len(info["classes"]), d_model=model_cfg.d_model,
-        num_layers=model_cfg.num_layers, num_heads=model_cfg.num_heads,
-        d_ff=model_cfg.d_ff, dropout=model_cfg.dropout,
-        cross_attention=model_cfg.cross_attention,
-        input_modalities=model_cfg.input_modalities, frames_per_segment=f,
-        use_frames=model_cfg.use_frames, use_motion=model_cfg.use_motion,
-        pool_first=model_cfg.pool_first,
-        fused_attention=model_cfg.get("fused_attention", True),
-        global_context=model_cfg.get("global_context", False),
-        separate_self_attention=model_cfg.get("separate_self_attention",
-                                              False),
-        skip=model_cfg.get("skip", False),
-        shared_fc=model_cfg.get("shared_fc", False),
-        adversarial=model_cfg.get("adversarial", False),
-        avg_encoder=avg_encoder(model_cfg, info),
-        avg_frozen=model_cfg.get("freeze_pretrained", False),
-        init_scheme=inits.check(model_cfg.init_scheme),
-        dtype=_DTYPES[model_cfg.dtype])
-  raise ValueError(f"unknown config.model.name={model_cfg.name!r}; valid: "
-                   "'avvp_net'")
-
-
-def avg_encoder(model_cfg, info: dict):
-  """The AVG encoder of `model_cfg` (None when `avg_layers` is 0)."""
-  if not model_cfg.get("avg_layers", 0):
-    return None
-  specs = {s.name: s for s in info["feature_specs"]}
-  f = specs["visual"].frames_per_segment if "visual" in specs else 1
-  return avg.AVGEncoder(
-      d_model=model_cfg.d_model, num_layers=model_cfg.avg_layers,
-      num_heads=model_cfg.num_heads, d_ff=model_cfg.d_ff,
-      dropout=model_cfg.dropout, frames_per_segment=f,
-      use_frames=model_cfg.use_frames, use_motion=model_cfg.use_motion,
-      pool_first=model_cfg.pool_first,
-      init_scheme=inits.check(model_cfg.init_scheme),
-      dtype=_DTYPES[model_cfg.dtype])
+  """Checks `config.model` and builds its model for the dataset `info`."""
+  errors.raise_invalid(check(model_cfg))
+  return get(model_cfg).build(model_cfg, info)
 
 
 def input_features(model_cfg) -> tuple:
-  """Feature streams the model reads from the dataset."""
-  feats = []
-  if "a" in model_cfg.input_modalities:
-    feats.append("audio")
-  if "v" in model_cfg.input_modalities:
-    if model_cfg.use_frames:
-      feats.append("visual")
-    if model_cfg.use_motion:
-      feats.append("motion")
-  return tuple(feats)
+  """Feature streams the model of `config.model` reads."""
+  return tuple(get(model_cfg).input_features(model_cfg))
+
+
+def init_params(state, model_cfg):
+  """The model's `init_params` hook (a fresh run's state), if any."""
+  module = get(model_cfg)
+  return module.init_params(state, model_cfg) if hasattr(
+      module, "init_params") else state
+
+
+def optimizer(tx, model_cfg):
+  """The model's `optimizer` hook (e.g. frozen subtrees), if any."""
+  module = get(model_cfg)
+  return module.optimizer(tx, model_cfg) if hasattr(
+      module, "optimizer") else tx
+
+
+def upgrade_fingerprint(model_cfg, model_dict: dict) -> dict:
+  """A checkpoint's stored `config.model` dict, upgraded by the model."""
+  module = get(model_cfg)
+  return module.upgrade_fingerprint(model_dict) if hasattr(
+      module, "upgrade_fingerprint") else model_dict

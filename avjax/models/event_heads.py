@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from avjax import errors
 from avjax.models import encoders
 from avjax.utils import masking
 from avjax.utils import onsets as onsets_lib
@@ -153,16 +154,27 @@ class EventHeadsNet(nn.Module):
             "onset_sel": pooled["onset_sel"]}
 
 
+def check(model_cfg) -> list:
+  """Config errors of a `config.model` block for EventHeadsNet."""
+  m = model_cfg
+  heads = tuple(m.heads)
+  bad = [h for h in heads if h not in HEADS]
+  return errors.failed_checks(m, [
+      (heads and not bad and len(set(heads)) == len(heads), "heads",
+       f"distinct names from {HEADS}"),
+      (m.onset_source in ("stored", "features"), "onset_source",
+       "'stored' or 'features'"),
+      (m.dtype in ("float32", "bfloat16"), "dtype",
+       "'float32' or 'bfloat16'"),
+      (0.0 <= m.dropout < 1.0, "dropout", "in [0, 1)"),
+      (m.instant_k >= 0, "instant_k", ">= 0 (0: use instant_ratio)"),
+      (0.0 < m.instant_ratio <= 1.0, "instant_ratio", "in (0, 1]"),
+  ], "config.model.")
+
+
 def build(model_cfg, info: dict) -> EventHeadsNet:
   """EventHeadsNet sized for a dataset (`config.model`, dataset info)."""
   heads = tuple(model_cfg.heads)
-  bad = [h for h in heads if h not in HEADS]
-  if not heads or bad or len(set(heads)) != len(heads):
-    raise ValueError(f"config.model.heads={heads!r}: expected distinct "
-                     f"names from {HEADS}")
-  if model_cfg.onset_source not in ("stored", "features"):
-    raise ValueError(f"config.model.onset_source={model_cfg.onset_source!r}"
-                     "; valid: 'stored', 'features'")
   specs = {s.name: s for s in info["feature_specs"]}
   if ("onset" in heads and model_cfg.onset_source == "stored"
       and "onsets" not in specs):
@@ -171,9 +183,6 @@ def build(model_cfg, info: dict) -> EventHeadsNet:
         "stream: add it with `python -m avjax.data.onsets --data_dir=... "
         "--out=... [--audio_dir=WAVS]` or set "
         "--config.model.onset_source=features")
-  if model_cfg.dtype not in ("float32", "bfloat16"):
-    raise ValueError(f"config.model.dtype={model_cfg.dtype!r}; valid: "
-                     "'float32', 'bfloat16'")
   return EventHeadsNet(
       num_classes=len(info["classes"]), heads=heads,
       d_model=model_cfg.d_model, num_layers=model_cfg.num_layers,

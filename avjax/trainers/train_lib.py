@@ -1,4 +1,7 @@
-"""Pure train/predict steps and train-state construction shared by trainers."""
+"""The pure train step and train-state construction of the loop.
+
+(The predict step is the evaluators', `avjax.evaluators.common`.)
+"""
 
 import functools
 from typing import Any, Callable, Dict
@@ -10,19 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from avjax.data import schema
 from avjax.utils import sharding
 
 
 class TrainState(train_state.TrainState):
   """Flax TrainState plus one replicated PRNG key (folded with the step)."""
   rng: jax.Array
-
-
-def model_inputs(batch: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
-  """Drops labels and bookkeeping keys from a batch."""
-  skip = ("labels", "audio_labels", "visual_labels", "seg_audio",
-          "seg_visual", "_mask", "clip_id_bytes", "primary_labels")
-  return {k: v for k, v in batch.items() if k not in skip}
 
 
 def create_train_state(model, tx: optax.GradientTransformation,
@@ -53,8 +50,8 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], *,
   rng = jax.random.fold_in(state.rng, state.step)
 
   def objective(params):
-    out = state.apply_fn({"params": params}, model_inputs(batch), train=True,
-                         rngs={"dropout": rng})
+    out = state.apply_fn({"params": params}, schema.model_inputs(batch),
+                         train=True, rngs={"dropout": rng})
     terms = loss_fn(out, batch, step=state.step)
     return terms["loss"], terms
 
@@ -71,29 +68,10 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], *,
   return new, metrics
 
 
-def predict_step(state: TrainState, batch: Dict[str, jax.Array],
-                 keys=("frame_prob", "global_prob", "audio_prob",
-                       "visual_prob")) -> Dict[str, jax.Array]:
-  """Deterministic forward pass; returns the requested outputs + batch info."""
-  out = state.apply_fn({"params": state.params}, model_inputs(batch),
-                       train=False)
-  res = {k: out[k] for k in keys if k in out}
-  for k in ("_mask", "clip_id_bytes", "segment_mask", "seg_audio",
-            "seg_visual", "labels", "audio_labels", "visual_labels",
-            "primary_labels"):
-    if k in batch:
-      res[k] = batch[k]
-  return res
-
-
 def jit_train_step(loss_fn, mesh, state_sharding):
   return jax.jit(functools.partial(train_step, loss_fn=loss_fn),
                  donate_argnums=(0,),
                  out_shardings=(state_sharding, sharding.replicated(mesh)))
-
-
-def jit_predict_step(mesh):
-  return jax.jit(predict_step, out_shardings=sharding.data_sharding(mesh))
 
 
 def param_count(params: Any) -> int:

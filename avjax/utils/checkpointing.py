@@ -13,7 +13,7 @@ the previous checkpoints stay complete and the run resumes from them.
 
 import os
 import shutil
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 import weakref
 
 from absl import logging
@@ -128,12 +128,15 @@ def check_fingerprint(stored: Dict[str, Any], current: Dict[str, Any],
 
 
 def restore(mgr: ocp.CheckpointManager, step: Optional[int],
-            abstract_state: Any, fingerprint: Dict[str, Any]
-            ) -> Tuple[Any, Dict[str, Any], int]:
+            abstract_state: Any, fingerprint: Dict[str, Any],
+            upgrade: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]]
+            = None) -> Tuple[Any, Dict[str, Any], int]:
   """Restores (state, meta, step), newest first, skipping unreadable steps.
 
   A step whose files are incomplete or corrupt (e.g. a kill during a write)
   is reported and the previous one is tried, unless a step was requested.
+  `upgrade` maps a stored fingerprint to the form the current code writes
+  (e.g. fields added to the config since, with the value they had).
   """
   steps = [step] if step is not None else sorted(mgr.all_steps(),
                                                  reverse=True)
@@ -148,7 +151,8 @@ def restore(mgr: ocp.CheckpointManager, step: Optional[int],
       logging.warning("checkpoint %s/%s unreadable (%s); trying an older one",
                       mgr.directory, s, e)
       continue
-    check_fingerprint(meta.get("fingerprint", {}), fingerprint,
+    stored = meta.get("fingerprint", {})
+    check_fingerprint(upgrade(stored) if upgrade else stored, fingerprint,
                       f"{mgr.directory}/{s}")
     try:
       state = mgr.restore(s, args=ocp.args.Composite(

@@ -11,7 +11,7 @@ def make_optimizer(optim_cfg, steps_per_epoch: int):
           1, int(optim_cfg.decay_every_epochs * steps_per_epoch)),
       decay_rate=optim_cfg.decay_factor, staircase=True)
   parts = []
-  if optim_cfg.get("grad_clip", 0.0):
+  if optim_cfg.grad_clip:
     parts.append(optax.clip_by_global_norm(optim_cfg.grad_clip))
   parts.append(optax.adam(sched))
   return optax.chain(*parts), sched

@@ -1,7 +1,7 @@
 """Initialising (and freezing) part of a model from a pretraining run.
 
 `config.model.init_from` names a pretraining workdir (e.g. AVG pretraining,
-`avjax.trainers.avg_pretrain`); the parameter subtrees in `SUBTREES` that
+`avjax.projects.crossmodal.pretrain`); the parameter subtrees in `SUBTREES` that
 both its latest checkpoint and the model have are copied into a freshly
 initialised state (shapes checked). `config.model.freeze_pretrained` keeps
 those subtrees fixed: their updates are zeroed with `optax.multi_transform`.
@@ -22,25 +22,24 @@ SUBTREES = ("avg_encoder",)  # parameter subtrees a pretraining run provides
 
 
 def validate(model_cfg) -> list:
-  """(ok, key, expectation) checks of the pretraining fields."""
+  """(ok, key, expectation) checks of the pretraining fields (keys relative
+  to `config.model`)."""
+  m = model_cfg
   return [
-      (model_cfg.get("avg_layers", 0) >= 0, "model.avg_layers",
+      (m.avg_layers >= 0, "avg_layers",
        "0 (no AVG encoder) or a positive number of layers"),
-      (not model_cfg.get("avg_layers", 0)
-       or model_cfg.input_modalities == "av", "model.input_modalities",
+      (not m.avg_layers or m.input_modalities == "av", "input_modalities",
        "'av' when model.avg_layers > 0"),
-      (not model_cfg.get("freeze_pretrained", False)
-       or bool(model_cfg.get("init_from", "")), "model.init_from",
+      (not m.freeze_pretrained or bool(m.init_from), "init_from",
        "a pretraining workdir when model.freeze_pretrained=True"),
-      (not model_cfg.get("init_from", "")
-       or model_cfg.get("avg_layers", 0) > 0, "model.avg_layers",
+      (not m.init_from or m.avg_layers > 0, "avg_layers",
        "> 0 when model.init_from is set (nothing to initialise)"),
   ]
 
 
 def frozen_subtrees(model_cfg, params) -> Tuple[str, ...]:
   """The top-level parameter subtrees kept fixed during training."""
-  if not model_cfg.get("freeze_pretrained", False):
+  if not model_cfg.freeze_pretrained:
     return ()
   return tuple(k for k in SUBTREES if k in params)
 
@@ -48,7 +47,7 @@ def frozen_subtrees(model_cfg, params) -> Tuple[str, ...]:
 def maybe_freeze(tx: optax.GradientTransformation, model_cfg
                  ) -> optax.GradientTransformation:
   """Zeroes the updates of the pretrained subtrees when frozen."""
-  if not model_cfg.get("freeze_pretrained", False):
+  if not model_cfg.freeze_pretrained:
     return tx
 
   def labels(params):
@@ -74,7 +73,7 @@ def load_params(workdir: str) -> Dict[str, Any]:
 
 def init_params(state, model_cfg):
   """Copies `SUBTREES` from `model_cfg.init_from` into state.params."""
-  src = model_cfg.get("init_from", "")
+  src = model_cfg.init_from
   if not src:
     return state
   loaded = load_params(src)

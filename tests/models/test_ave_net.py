@@ -8,9 +8,11 @@ import numpy as np
 
 from avjax.models import ave_net
 from avjax.models import avdln
+from avjax.models import build
 from configs import ave as ave_config
 
 B, T, C = 2, 5, 7
+INFO = {"classes": [f"c{i}" for i in range(C)]}
 
 
 def inputs(seed=0):
@@ -23,7 +25,7 @@ def inputs(seed=0):
 def model(**kw):
   cfg = ave_config.model(lstm_hidden=4, att_dim=8, att_hidden=5,
                          fusion_dim=6, head_hidden=5, **kw)
-  return ave_net.build(cfg, C)
+  return ave_net.build(cfg, INFO)
 
 
 def run(m, x=None):
@@ -100,7 +102,7 @@ class AVENetTest(parameterized.TestCase):
     self.assertIn("model.stage='middle'", errors)
     self.assertIn("dmrfe' needs model.stage='late'", errors)
     with self.assertRaisesRegex(ValueError, "only .* stack blocks"):
-      ave_net.build(ave_config.model(fusion="gmu", num_blocks=2), C)
+      build.build(ave_config.model(fusion="gmu", num_blocks=2), INFO)
     self.assertEqual(ave_net.input_features(ave_config.model(
         modalities="v", attention=True)), ("audio", "visual_map"))
     self.assertEqual(ave_net.input_features(ave_config.model(

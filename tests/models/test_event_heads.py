@@ -7,11 +7,13 @@ import ml_collections
 import numpy as np
 
 from avjax.data import schema
+from avjax.models import build
 from avjax.models import event_heads as eh
 
 
 def cfg(**kw):
-  c = {"heads": list(eh.HEADS), "d_model": 8, "num_layers": 2,
+  c = {"name": "event_heads", "heads": list(eh.HEADS), "d_model": 8,
+       "num_layers": 2,
        "dropout": 0.0, "instant_k": 0, "instant_ratio": 0.1,
        "onset_source": "stored", "onset_threshold": 0.25, "dtype": "float32"}
   c.update(kw)
@@ -114,7 +116,7 @@ class ModelTest(absltest.TestCase):
 
   def test_config_errors(self):
     with self.assertRaisesRegex(ValueError, "heads"):
-      eh.build(cfg(heads=["continuous", "rhythm"]), INFO)
+      build.build(cfg(heads=["continuous", "rhythm"]), INFO)
     info = dict(INFO, feature_specs=INFO["feature_specs"][:2])
     with self.assertRaisesRegex(ValueError, "no 'onsets' stream"):
       eh.build(cfg(), info)

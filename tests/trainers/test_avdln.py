@@ -4,8 +4,6 @@ on the clips whose event is shorter than the clip."""
 import tempfile
 
 from absl.testing import absltest
-import jax.numpy as jnp
-import numpy as np
 
 from avjax.trainers import avdln
 from configs import ave_cml
@@ -26,16 +24,6 @@ class AVDLNTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.data, cls.fix = fixture.converted_fixture()
-
-  def test_pair_masks(self):
-    y = np.eye(3)[[[2, 0, 0, 2]]]  # background = last class
-    pos, neg = avdln.pair_masks(jnp.asarray(y), jnp.ones((1, 4)))
-    np.testing.assert_array_equal(pos, [[0, 1, 1, 0]])
-    self.assertEqual(float(neg[0, 0, 0]), 0.0)  # diagonal
-    self.assertEqual(float(neg[0, 0, 3]), 0.0)  # background x background
-    self.assertEqual(float(neg[0, 0, 1]), 1.0)
-    s, e = avdln.event_bounds(y, np.ones((1, 4)))
-    self.assertEqual((int(s[0]), int(e[0])), (1, 3))
 
   def test_avdln_and_dcca_train_and_localize(self):
     lays = self.fix["layouts"]

@@ -13,6 +13,7 @@ from avjax import prepare
 from avjax.data.readers import ave
 from avjax.data.synthetic import ave as synthetic_ave
 from avjax.trainers import ave_supervised
+from avjax.trainers import loop
 from configs import ave as ave_config
 
 SIZES = {"train": 16, "val": 8, "test": 8}
@@ -108,7 +109,7 @@ class AVESupervisedTest(absltest.TestCase):
 
   def test_weak_training_adds_background_clips(self):
     c = tiny_config(self.data, "runlocal,variant=v_att,weak")
-    s = ave_supervised.setup(c)
+    s = loop.setup(c, trainer=ave_supervised.TRAINER)
     self.assertEqual(s.train_src.num_clips, SIZES["train"] + NOISY)
     self.assertEqual(s.steps_per_epoch, 3)
     c.num_epochs = 1
@@ -122,7 +123,7 @@ class AVESupervisedTest(absltest.TestCase):
     c.model.stage = "middle"
     with self.assertRaisesRegex(ValueError, r"(?s)loss.type='ranking'.*"
                                 r"model.stage='middle'"):
-      ave_supervised.setup(c)
+      loop.setup(c, trainer=ave_supervised.TRAINER)
 
 
 if __name__ == "__main__":

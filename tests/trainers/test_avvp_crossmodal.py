@@ -6,6 +6,7 @@ from absl.testing import absltest
 import numpy as np
 
 from avjax.trainers import avvp_weak
+from avjax.trainers import loop
 from avjax.utils import writers
 from configs import avvp_crossmodal
 from tests import testing_utils as tu
@@ -38,7 +39,7 @@ class CrossModalTrainTest(absltest.TestCase):
     c = avvp_crossmodal.get_config("runlocal,variant=adv")
     c.loss.type = "han"
     with self.assertRaisesRegex(ValueError, "loss.type.*crossmodal"):
-      avvp_weak.validate_config(c)
+      loop.validate_config(c, avvp_weak.TRAINER)
 
 if __name__ == "__main__":
   absltest.main()

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from avjax.trainers import avvp_weak
+from avjax.trainers import loop
 from avjax.utils import checkpointing
 from avjax.utils import writers
 from configs import avvp_han
@@ -67,7 +68,7 @@ class AVVPWeakTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, r"batch_size=12 must be a "
                                 r"positive multiple of the global device "
                                 r"count 8"):
-      avvp_weak.setup(c)
+      loop.setup(c, trainer=avvp_weak.TRAINER)
 
   def test_non_finite_loss_stops_with_clear_error(self):
     c = tiny_config(self.data)

@@ -14,6 +14,7 @@ from avjax.data import datasets
 from avjax.data import tfrecord
 from avjax.evaluators import veba as veba_eval
 from avjax.trainers import avvp_weak
+from avjax.trainers import loop
 from configs import veba as veba_config
 from tests import testing_utils as tu
 
@@ -69,7 +70,7 @@ class VebaTrainerTest(absltest.TestCase):
     c = tiny_config(self.cache)
     c.eval.best_metric = "seg_type"
     with self.assertRaisesRegex(ValueError, r"eval.best_metric='seg_type'"):
-      avvp_weak.validate_config(c)
+      loop.validate_config(c, avvp_weak.TRAINER)
     with self.assertRaisesRegex(ValueError, "vfrac=1.5"):
       veba_config.get_config("vfrac=1.5")
 

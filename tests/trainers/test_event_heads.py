@@ -9,6 +9,7 @@ import jax
 
 from avjax.projects.event_heads import analyze as analyze_event_heads
 from avjax.trainers import event_heads
+from avjax.trainers import loop
 from configs import event_heads as eh_config
 
 TINY = dict(num_train=64, num_val=16, num_test=24, classes_per_type=1,
@@ -101,7 +102,7 @@ class EventHeadsTrainerTest(absltest.TestCase):
     c.loss.single_label = "random"
     with self.assertRaisesRegex(ValueError, r"(?s)single_label.*"
                                 r"instant_ratio"):
-      event_heads.setup(c)
+      loop.setup(c, trainer=event_heads.TRAINER)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from absl.testing import absltest
 import ml_collections
 
 from avjax.trainers import avvp_weak
+from avjax.trainers import loop
 from avjax.utils import checkpointing
 from avjax.utils import writers
 from tests import testing_utils as tu
@@ -120,7 +121,7 @@ class PreemptionTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, r"(?s)config.eval.gating="
                                 r"'sometimes': expected 'global' or "
                                 r"'modality'.*model.dtype='float8'"):
-      avvp_weak.setup(c)
+      loop.setup(c, trainer=avvp_weak.TRAINER)
 
   def test_unknown_and_mistyped_overrides_rejected(self):
     c = config(self.data)

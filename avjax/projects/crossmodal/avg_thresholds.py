@@ -6,7 +6,7 @@
 
 AVG pretraining (Lamba et al. 2021) labels two snippets of a graph positive
 when they are in one connected component of "cos(audio) >= a_t or
-cos(visual) >= v_t" (`avg_pretrain.ground_truth`, run here as is). On a split
+cos(visual) >= v_t" (`losses.grounding.ground_truth`, run here as is). On a split
 with dense labels (`seg_audio`, `seg_visual`) this compares those positives
 with the truth "the two snippets share an event class, in either modality"
 (off-diagonal pairs of real snippets) and prints, per (a_t, v_t), the
@@ -30,7 +30,6 @@ from avjax.data import datasets
 from avjax.data import pipeline
 from avjax.data import schema
 from avjax.losses import grounding
-from avjax.trainers import avg_pretrain
 from avjax.utils import cli
 from avjax.utils import runtime
 
@@ -74,7 +73,7 @@ def rates(c: Dict[str, float]) -> Dict[str, float]:
 def batch_counts(batch, avg_cfg) -> Dict[str, jnp.ndarray]:
   """Pair counts of one padded batch: components vs the union truth, and
   the raw audio / visual edges vs the same-modality truth."""
-  pos, valid = avg_pretrain.ground_truth(batch, avg_cfg)
+  pos, valid = grounding.ground_truth(batch, avg_cfg)
   g = lambda x: grounding.to_graphs(x, avg_cfg.scope)
   seg_a, seg_v = g(batch["seg_audio"]), g(batch["seg_visual"])
   out = {f"cc_{k}": v for k, v in pair_counts(

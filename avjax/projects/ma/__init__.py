@@ -1,6 +1,7 @@
 """MA: modality-aware label refinement for AVVP (Wu & Yang, CVPR 2021).
 
-Will hold MA's multi-stage pipeline (train HAN, find label exchanges, retrain
-on refined labels) once the trainer-loop refactor of issue 21 moves it here
-from avjax/trainers/ma_pipeline.py; no tools yet.
+`pipeline` (`config.trainer="ma_pipeline"`, configs/avvp_ma.py) chains the
+stages: train HAN (`trainers.avvp_weak` through the loop), `refine` (find
+label exchanges by swapping tracks with disjoint-label partners), retrain on
+the refined labels.
 """

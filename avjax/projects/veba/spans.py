@@ -10,7 +10,7 @@ audio AND visual decisions:
       --pred=DIR/pred_test.npz          # reuse saved predictions
 
 Without --pred the checkpoint (--checkpoint, default best) is evaluated on
---split first (`avvp_weak.evaluate_checkpoint`, which writes
+--split first (the trainer's `evaluate_checkpoint`, which writes
 DIR/pred_<split>.npz). Prints one line per span (`clip event onset-offset
 score`, score = mean sqrt(p_a^t p_v^t) over the span) and, where the split
 has dense labels, how many predicted spans match a true audio-visual span
@@ -75,9 +75,9 @@ def main(argv):
   config = fv.config
   path = fv.pred or os.path.join(fv.workdir, f"pred_{fv.split}.npz")
   if not fv.pred:
-    from avjax.trainers import avvp_weak  # pylint: disable=g-import-not-at-top
-    avvp_weak.evaluate_checkpoint(config, fv.workdir, fv.checkpoint,
-                                  splits=[fv.split])
+    from avjax.trainers import registry  # pylint: disable=g-import-not-at-top
+    registry.get(config.trainer).evaluate_checkpoint(
+        config, fv.workdir, fv.checkpoint, splits=[fv.split])
   pred = dict(np.load(path))
   data_dir = datasets.resolve(config.data)
   info = tfrecord.read_info(data_dir)

@@ -7,7 +7,8 @@ Stages, each in its own subfolder and skipped when it holds its
 results.json (inside a stage the trainer resumes from its latest
 checkpoint), with the dataset pinned once in `DIR/data.json`:
 
-  pretrain/  `avg_pretrain` on `config.avg` (unlabeled)  -> results.json
+  pretrain/  `pretrain` (`avg_pretrain`) on `config.avg` (unlabeled)
+             -> results.json
              (`config.avg.pretrain_dir`, relative to DIR: runs that name
              the same folder share one pretraining)
   finetune/  `avvp_weak` with `model.init_from=DIR/pretrain` (the AVG
@@ -23,9 +24,9 @@ from typing import Any, Dict, Tuple
 import ml_collections
 
 from avjax.data import datasets
-from avjax.trainers import avg_pretrain
+from avjax.projects.crossmodal import pretrain
 from avjax.trainers import avvp_weak
-from avjax.trainers import ma_pipeline
+from avjax.trainers import loop
 from avjax.utils import writers
 
 PRETRAIN, FINETUNE = "pretrain", "finetune"
@@ -71,12 +72,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   pre, fine = stage_configs(config, workdir)
   dirs = {PRETRAIN: pretrain_dir(config, workdir),
           FINETUNE: os.path.join(workdir, FINETUNE)}
-  p = ma_pipeline.maybe_run(dirs[PRETRAIN], "results.json",
-                            lambda: avg_pretrain.train_and_evaluate(
-                                pre, dirs[PRETRAIN]))
-  f = ma_pipeline.maybe_run(dirs[FINETUNE], "results.json",
-                            lambda: avvp_weak.train_and_evaluate(
-                                fine, dirs[FINETUNE]))
+  p = loop.maybe_run(dirs[PRETRAIN], "results.json",
+                     lambda: pretrain.train_and_evaluate(pre, dirs[PRETRAIN]))
+  f = loop.maybe_run(dirs[FINETUNE], "results.json",
+                     lambda: avvp_weak.train_and_evaluate(fine,
+                                                          dirs[FINETUNE]))
   summary = {"results": f["results"], "step": f.get("step"),
              "pretrain": {"results": p["results"], "init": p.get("init"),
                           "step": p.get("step")}}

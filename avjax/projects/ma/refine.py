@@ -56,8 +56,7 @@ from avjax.data import pipeline
 from avjax.data import schema
 from avjax.data import tfrecord
 from avjax.trainers import avvp_weak
-from avjax.trainers import train_lib
-from avjax.utils import checkpointing
+from avjax.trainers import loop
 from avjax.utils import sharding
 from avjax.utils import writers
 
@@ -186,7 +185,7 @@ def swap_predict(state, batch: Dict[str, jax.Array], index: jax.Array, *,
   """
   rng = jax.random.fold_in(jax.random.PRNGKey(seed), index)
   partner, ok = pick_partners(batch["labels"], rng, batch.get("_mask"))
-  x = train_lib.model_inputs(batch)
+  x = schema.model_inputs(batch)
   other = {k: jnp.take(x[k], partner, axis=0)
            for k in AUDIO_KEYS + VISUAL_KEYS + ("segment_mask",) if k in x}
   res = score_variants(state, x, other)
@@ -202,7 +201,7 @@ def pair_predict(state, batch: Dict[str, jax.Array]) -> Dict[str, jax.Array]:
          if not k.startswith(PARTNER) and k != "ok"}
   other = {k[len(PARTNER):]: v for k, v in batch.items()
            if k.startswith(PARTNER) and k != PARTNER + "id_bytes"}
-  res = score_variants(state, train_lib.model_inputs(own), other)
+  res = score_variants(state, schema.model_inputs(own), other)
   res["ok"] = batch["ok"] > 0
   res["partner_id_bytes"] = batch[PARTNER + "id_bytes"]
   return _bookkeeping(res, batch)
@@ -221,7 +220,7 @@ def _gather_sorted(chunks) -> Dict[str, np.ndarray]:
   return {k: v[order] for k, v in out.items()}
 
 
-def collect(s: avvp_weak.Setup, state, batch_size: int
+def collect(s: loop.Setup, state, batch_size: int
             ) -> Dict[str, np.ndarray]:
   """Runs `swap_predict` over the train split (`ma.partners="batch"`); host
   arrays sorted by id."""
@@ -294,7 +293,7 @@ def pair_batches(reader: SplitReader, features, partner: np.ndarray,
     yield b
 
 
-def collect_pairs(s: avvp_weak.Setup, state, batch_size: int
+def collect_pairs(s: loop.Setup, state, batch_size: int
                   ) -> Dict[str, np.ndarray]:
   """Draws every train clip's partner from the whole split
   (`draw_partners`, seeded by `config.seed`) and runs `pair_predict` over
@@ -469,22 +468,17 @@ def _sync_hosts(name: str) -> None:
 def restore_stage1(config, stage1_workdir: str):
   """(Setup, restored state, step) of a trained stage-1 workdir: the
   checkpoint `config.ma.checkpoint` (final, as the reference, or best)."""
-  s = avvp_weak.setup(config, train=False)
+  s = loop.setup(config, train=False, trainer=avvp_weak.TRAINER)
   if config.model.input_modalities != "av":
     raise ValueError("MA refinement swaps tracks: it needs "
                      "config.model.input_modalities='av'")
-  which = checkpoint_name(config)
-  state, _ = avvp_weak.make_state(s)
-  fp = avvp_weak.fingerprint(s, state.params)
-  latest, best = avvp_weak.managers(stage1_workdir, config)
-  state, _, step = checkpointing.restore(
-      best if which == "best" else latest, None, state, fp)
+  state, _, step = loop.restore(s, stage1_workdir, checkpoint_name(config))
   return s, state, step
 
 
 def checkpoint_name(config) -> str:
   """`config.ma.checkpoint` as a checkpoint manager name (latest or best)."""
-  which = config.ma.get("checkpoint", "final")
+  which = config.ma.checkpoint
   if which not in CHECKPOINTS:
     raise ValueError(f"config.ma.checkpoint={which!r}; valid: "
                      f"{sorted(CHECKPOINTS)}")
@@ -498,7 +492,7 @@ def refine(config, stage1_workdir: str, out_dir: str) -> dict:
   visual or both), `checkpoint` (final or best), `partners` (global or
   batch), `batch_size` (global clips per refinement batch) and `threshold`.
   """
-  partners = config.ma.get("partners", "global")
+  partners = config.ma.partners
   if partners not in PARTNER_MODES:
     raise ValueError(f"config.ma.partners={partners!r}; valid: "
                      f"{PARTNER_MODES}")
@@ -512,7 +506,7 @@ def refine(config, stage1_workdir: str, out_dir: str) -> dict:
   classes = s.info["classes"]
   summary = summarize(pred, e_a, e_v, keep_a, keep_v, classes, {
       "stage1_workdir": stage1_workdir,
-      "checkpoint": config.ma.get("checkpoint", "final"),
+      "checkpoint": config.ma.checkpoint,
       "partners": partners, "step": int(step),
       "modalities": config.ma.modalities,
       "dataset": os.path.join(out_dir, "dataset")})

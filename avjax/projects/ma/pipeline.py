@@ -9,7 +9,7 @@ checkpoint):
 
   stage1/  `avvp_weak` on the weak labels (`config.loss.type`: "han" or
            "han_nce" for +C)                              -> results.json
-  refine/  `ma_refine.refine` on stage 1 (only if `config.ma.refine`)
+  refine/  `refine.refine` on stage 1 (only if `config.ma.refine`)
                                                           -> summary.json
   stage3/  `avvp_weak` from scratch on refine/dataset with
            `loss.use_modality_labels=True`                -> results.json
@@ -22,7 +22,7 @@ the refinement starts from and the one each stage reports as `results`
 reference: a dropped label's target is exactly 0 (`ma.dropped_target`:
 "zero"; "negative" smooths it like an absent class) and, with
 `ma.global_drops_with_audio` (default True), the global head's target of a
-label dropped from the audio track is 0 as well (see `avvp_weak.loss_fn`).
+label dropped from the audio track is 0 as well (see `losses.avvp`).
 
 With `config.ma.stage1_workdir` (absolute, or relative to the workdir) the
 pipeline refines the finished stage 1 of another run instead of training
@@ -37,15 +37,17 @@ and the final model's results (stage 3, or stage 1 without refinement);
 """
 
 import os
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import jax
 import ml_collections
 
 from avjax.data import datasets
 from avjax.evaluators import avvp_f1
+from avjax.losses import avvp as avvp_losses
+from avjax.projects.ma import refine
 from avjax.trainers import avvp_weak
-from avjax.trainers import ma_refine
+from avjax.trainers import loop
 from avjax.utils import writers
 
 STAGE1, REFINE, STAGE3 = "stage1", "refine", "stage3"
@@ -73,7 +75,7 @@ def pin_data(config, workdir: str) -> str:
 
 def stage1_dir(config, workdir: str) -> str:
   """This run's stage-1 folder, or the shared one of `ma.stage1_workdir`."""
-  other = config.ma.get("stage1_workdir", "")
+  other = config.ma.stage1_workdir
   return os.path.normpath(os.path.join(workdir, other)) if other else (
       os.path.join(workdir, STAGE1))
 
@@ -90,9 +92,8 @@ def stage_configs(config, data_dir: str
     c.data.name, c.data.data_dir = f"{config.data.name}_pinned", data_dir
     c.loss.use_modality_labels = modality_labels
     if modality_labels:
-      c.loss.dropped_target = config.ma.get("dropped_target", "zero")
-      c.loss.global_drops_with_audio = config.ma.get(
-          "global_drops_with_audio", True)
+      c.loss.dropped_target = config.ma.dropped_target
+      c.loss.global_drops_with_audio = config.ma.global_drops_with_audio
     return c
   return copy(STAGE1, False), copy(STAGE3, True)
 
@@ -103,29 +104,18 @@ def refined_data(stage3_config, refine_dir: str) -> None:
   stage3_config.data.data_dir = os.path.join(refine_dir, "dataset")
 
 
-def maybe_run(workdir: str, final_file: str,
-              fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
-  """Runs a stage unless `workdir/final_file` exists (then loads it)."""
-  path = os.path.join(workdir, final_file)
-  if os.path.exists(path):
-    writers.log("%s: done already (%s), skipped", workdir, final_file)
-    return writers.read_json(path)
-  writers.log("running %s", workdir)
-  return fn()
-
-
 def validate(config) -> None:
-  if config.ma.modalities not in ma_refine.MODALITIES:
+  if config.ma.modalities not in refine.MODALITIES:
     raise ValueError(f"config.ma.modalities={config.ma.modalities!r}; "
-                     f"valid: {ma_refine.MODALITIES}")
-  ma_refine.checkpoint_name(config)
-  if config.ma.get("partners", "global") not in ma_refine.PARTNER_MODES:
+                     f"valid: {refine.MODALITIES}")
+  refine.checkpoint_name(config)
+  if config.ma.partners not in refine.PARTNER_MODES:
     raise ValueError(f"config.ma.partners={config.ma.partners!r}; "
-                     f"valid: {ma_refine.PARTNER_MODES}")
-  dropped = config.ma.get("dropped_target", "zero")
-  if dropped not in avvp_weak.DROPPED_TARGETS:
+                     f"valid: {refine.PARTNER_MODES}")
+  dropped = config.ma.dropped_target
+  if dropped not in avvp_losses.DROPPED_TARGETS:
     raise ValueError(f"config.ma.dropped_target={dropped!r}; valid: "
-                     f"{tuple(avvp_weak.DROPPED_TARGETS)}")
+                     f"{tuple(avvp_losses.DROPPED_TARGETS)}")
 
 
 def report(config, workdir: str, summary: Dict[str, Any],
@@ -139,8 +129,8 @@ def report(config, workdir: str, summary: Dict[str, Any],
   is scored last, so the stage's `pred_<split>.npz` are its. With `write`,
   rewrites `workdir/results.json` (the stage's final output either way).
   """
-  which = config.ma.get("checkpoint", "final")
-  key = "best" if ma_refine.checkpoint_name(config) == "best" else "final"
+  which = config.ma.checkpoint
+  key = "best" if refine.checkpoint_name(config) == "best" else "final"
   out = dict(summary)
   if "results_final" not in out:
     scored = {"best": summary}
@@ -160,7 +150,7 @@ def report(config, workdir: str, summary: Dict[str, Any],
 
 def train_stage(config, workdir: str, write: bool = True) -> Dict[str, Any]:
   """Trains (or reads) one `avvp_weak` stage; see `report`."""
-  return report(config, workdir, maybe_run(
+  return report(config, workdir, loop.maybe_run(
       workdir, "results.json",
       lambda: avvp_weak.train_and_evaluate(config, workdir)), write)
 
@@ -182,9 +172,9 @@ def run_stages(config, workdir: str) -> Dict[str, Any]:
       dirs[STAGE1] == os.path.join(workdir, STAGE1)))}
   if not config.ma.refine:
     return out
-  out[REFINE] = maybe_run(dirs[REFINE], ma_refine.SUMMARY_FILE,
-                          lambda: ma_refine.refine(c1, dirs[STAGE1],
-                                                   dirs[REFINE]))
+  out[REFINE] = loop.maybe_run(dirs[REFINE], refine.SUMMARY_FILE,
+                               lambda: refine.refine(c1, dirs[STAGE1],
+                                                        dirs[REFINE]))
   refined_data(c3, dirs[REFINE])
   out[STAGE3] = train_stage(c3, dirs[STAGE3])
   return out

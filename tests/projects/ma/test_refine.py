@@ -14,9 +14,9 @@ import numpy as np
 
 from avjax.data import schema
 from avjax.data import tfrecord
-from avjax.trainers import avvp_weak
-from avjax.trainers import ma_pipeline
-from avjax.trainers import ma_refine
+from avjax.losses import avvp as avvp_losses
+from avjax.projects.ma import pipeline as ma_pipeline
+from avjax.projects.ma import refine as ma_refine
 from configs import avvp_ma
 from tests import testing_utils as tu
 
@@ -315,15 +315,16 @@ class LossDispatchTest(absltest.TestCase):
     batch = {"labels": jnp.ones((2, 3)), "audio_labels": jnp.zeros((2, 3)),
              "visual_labels": jnp.ones((2, 3)),
              "segment_mask": jnp.ones((2, 4))}
-    cfg = tiny_config("unused", "baseline").loss
-    base = avvp_weak.loss_fn(out, batch, loss_cfg=cfg)
+    c = tiny_config("unused", "baseline")
+    cfg = c.loss
+    base = avvp_losses.loss_fn(out, batch, config=c)
     self.assertNotIn("loss_nce", base)
     cfg.type, cfg.nce_weight = "han_nce", 0.5
-    with_nce = avvp_weak.loss_fn(out, batch, loss_cfg=cfg)
+    with_nce = avvp_losses.loss_fn(out, batch, config=c)
     np.testing.assert_allclose(
         with_nce["loss"], base["loss"] + 0.5 * with_nce["loss_nce"], rtol=1e-6)
     cfg.use_modality_labels = True
-    refined = avvp_weak.loss_fn(out, batch, loss_cfg=cfg)
+    refined = avvp_losses.loss_fn(out, batch, config=c)
     p = np.asarray(out["audio_prob"])
     np.testing.assert_allclose(refined["loss_audio"],  # audio targets now 0
                                -np.log1p(-p).mean(), rtol=1e-5)
@@ -346,7 +347,7 @@ class Stage3TargetTest(absltest.TestCase):
     batch = {"labels": jnp.array([[1.0, 1.0, 0.0, 1.0]]),
              "audio_labels": jnp.array([[1.0, 0.0, 0.0, 1.0]]),
              "visual_labels": jnp.array([[0.0, 1.0, 0.0, 1.0]])}
-    t = avvp_weak.loss_fn(out, batch, loss_cfg=c3.loss)
+    t = avvp_losses.loss_fn(out, batch, config=c3)
     bce = lambda y: float(np.mean(-(y * np.log(p) + (1 - y) * np.log1p(-p))))
     np.testing.assert_allclose(t["loss_visual"], bce(
         np.array([[0.0, 0.95, 0.05, 0.95]])), rtol=1e-5)
@@ -357,7 +358,7 @@ class Stage3TargetTest(absltest.TestCase):
     # The former behaviour, by name.
     c.ma.dropped_target, c.ma.global_drops_with_audio = "negative", False
     _, c3 = ma_pipeline.stage_configs(c, "unused")
-    t = avvp_weak.loss_fn(out, batch, loss_cfg=c3.loss)
+    t = avvp_losses.loss_fn(out, batch, config=c3)
     np.testing.assert_allclose(t["loss_visual"], bce(
         np.array([[0.05, 0.95, 0.05, 0.95]])), rtol=1e-5)
     np.testing.assert_allclose(t["loss_global"], bce(

@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avjax.trainers import avg_pipeline
+from avjax.projects.crossmodal import pipeline
 from avjax.trainers import avvp_weak
+from avjax.trainers import loop
 from avjax.trainers import train_lib
 from avjax.utils import checkpointing
 from avjax.utils import pretrained
@@ -42,8 +43,8 @@ class AVGPipelineTest(absltest.TestCase):
     super().setUpClass()
     cls.data = tu.trainer_dataset()
     cls.workdir = tempfile.mkdtemp()
-    cls.summary = avg_pipeline.train_and_evaluate(tiny_config(cls.data),
-                                                  cls.workdir)
+    cls.summary = pipeline.train_and_evaluate(tiny_config(cls.data),
+                                              cls.workdir)
     cls.pre = os.path.join(cls.workdir, "pretrain")
 
   def test_both_stages_ran_and_report(self):
@@ -116,7 +117,7 @@ class AVGPipelineTest(absltest.TestCase):
     c = tiny_config(self.data)
     c.model.init_from = ""
     with self.assertRaisesRegex(ValueError, "model.init_from"):
-      avvp_weak.validate_config(c)
+      loop.validate_config(c, avvp_weak.TRAINER)
 
 
 if __name__ == "__main__":

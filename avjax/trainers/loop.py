@@ -1,0 +1,423 @@
+"""The one training loop of avjax, and the trainer contract.
+
+A trainer is a module `avjax/trainers/<name>.py` chosen by
+`config.trainer`. A loop trainer defines `TRAINER = loop.Trainer(...)` and
+exposes its `train_and_evaluate`/`evaluate_checkpoint`. What it supplies,
+each chosen by name in its config (one signature per kind):
+
+  model      `config.model.name` -> `avjax.models.build`:
+             build(model_cfg, info) -> flax Module (+ input_features, check)
+  loss       `config.loss.type` -> `avjax.losses.registry`:
+             loss_fn(out, batch, *, config, step, total_steps) -> {"loss",..}
+  evaluator  `config.eval.evaluator` -> `avjax.evaluators.<name>`:
+             make(s, split) -> Evaluator (run(state) -> {metric: float};
+             the base class and contract in `avjax.evaluators.common`)
+  validate   optional `Trainer.validate(config) -> [(ok, key, expectation)]`,
+             checks across components (e.g. a model output a loss needs).
+
+Each name is a registered short name or a full module path, so a new
+model, loss or evaluator is one module plus a config naming it.
+
+What the loop guarantees to every trainer:
+
+  * Refusals first: every config error (loop, evaluator, loss, model and
+    trainer checks, all listed at once), batch sizes against the device
+    count, missing data or label keys, a workdir of another model: all
+    before anything is compiled or trained.
+  * Resume without losing or repeating data: a workdir with checkpoints
+    resumes from its latest readable one (its fingerprint, model block and
+    parameter shapes, must match); the input stream is a pure function of
+    (seed, global step), so the resumed run sees exactly the batches an
+    uninterrupted run would have, and metrics logged after the restored
+    step are dropped. A fresh run is initialised by the model's
+    `init_params` hook (`config.model.init_from`), else from scratch.
+  * Finite-loss guard: a step whose loss or gradient norm is not finite
+    leaves the state unchanged (`train_lib.train_step`), and the run stops
+    with `writers.NonFiniteLossError` at the next log.
+  * Best on validation: the evaluator runs at every epoch end (and the
+    last step); `best/` keeps the step with the best `config.eval.
+    best_metric` (a tie replaces it, as the reference code's `F >= best`),
+    `checkpoints/` the latest `config.keep_checkpoints` (also every
+    `config.checkpoint_every_steps`).
+  * Writers: `config.json`, `metrics.jsonl` and TensorBoard (`train/*`,
+    `val/*`), `eval_<which>.json/.md` and `pred_<split>.npz` of a scored
+    checkpoint, `results.json` (the best checkpoint on val and test, plus
+    the final parameters' SHA-256).
+
+Paper pipelines that chain several runs (`avjax.projects.ma.pipeline`,
+`avjax.projects.crossmodal.pipeline`) call these functions; `maybe_run` is
+their resumable stage.
+"""
+
+import dataclasses
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from avjax import errors
+from avjax.data import datasets
+from avjax.data import pipeline
+from avjax.data import tfrecord
+from avjax.losses import registry as losses
+from avjax.models import build as models
+from avjax.trainers import train_lib
+from avjax.utils import checkpointing
+from avjax.utils import optim
+from avjax.utils import registry
+from avjax.utils import sharding
+from avjax.utils import writers
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+  """A trainer run by the loop (see the module docstring).
+
+  Attributes:
+    name: its `config.trainer` name.
+    validate: optional config -> [(ok, dotted key, expectation)] checks.
+  """
+  name: str
+  validate: Optional[Callable[[Any], List[tuple]]] = None
+
+  def train_and_evaluate(self, config: ml_collections.ConfigDict,
+                         workdir: str) -> Dict[str, Any]:
+    return train_and_evaluate(config, workdir, self)
+
+  def evaluate_checkpoint(self, config, workdir: str, which: str = "best",
+                          splits=None) -> Dict[str, Any]:
+    return evaluate_checkpoint(config, workdir, which, splits, trainer=self)
+
+
+DEFAULT = Trainer("loop")
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything a run needs besides its state."""
+  config: Any
+  data_dir: str
+  info: dict
+  mesh: Any
+  model: Any
+  features: tuple
+  local_batch: int
+  local_eval_batch: int
+  steps_per_epoch: int
+  total_steps: int
+  train_src: Optional[pipeline.Source]
+
+
+def validate_config(config, trainer: Trainer = DEFAULT) -> None:
+  """Rejects impossible values before any data is read or code compiled:
+  one ValueError listing the loop's, the evaluator's, the loss's, the
+  model's and the trainer's errors."""
+  bad = errors.failed_checks(config, [
+      (config.num_epochs > 0, "num_epochs", "a positive number"),
+      (config.optim.lr > 0, "optim.lr", "a positive float"),
+      (0 < config.optim.decay_factor <= 1, "optim.decay_factor", "in (0, 1]"),
+      (config.log_every_steps > 0, "log_every_steps", "a positive integer"),
+      (config.checkpoint_every_steps >= 0, "checkpoint_every_steps",
+       "0 (epoch ends only) or a positive integer"),
+  ])
+  for component_errors in (_evaluator_errors, losses.check,
+                           lambda c: models.check(c.model)):
+    try:
+      bad += component_errors(config)
+    except ValueError as e:  # an unknown component name
+      bad.append(str(e))
+  if trainer.validate:
+    bad += errors.failed_checks(config, trainer.validate(config))
+  errors.raise_invalid(bad)
+
+
+def evaluator_module(config):
+  """The evaluator module of `config.eval.evaluator` (`avjax.evaluators.
+  <name>` or a full module path; looked up by name: evaluators sit above
+  the trainers)."""
+  return registry.load("config.eval.evaluator", config.eval.evaluator,
+                       package="avjax.evaluators")
+
+
+def make_evaluator(s: "Setup", split: str):
+  """The config's evaluator of `split`: make(s, split) of its module."""
+  return evaluator_module(s.config).make(s, split)
+
+
+def _evaluator_errors(config) -> list:
+  module = evaluator_module(config)
+  best = tuple(module.BEST_METRICS)
+  return errors.failed_checks(config, [
+      (config.eval.best_metric in best, "eval.best_metric",
+       f"one of {best}")]) + (
+           module.check(config) if hasattr(module, "check") else [])
+
+
+def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
+  """Validates the config and batch sizes, resolves data, builds the model.
+
+  Nothing is compiled here, so every refusal comes before compilation.
+  """
+  validate_config(config, trainer)
+  local_batch = sharding.check_batch_size(config.batch_size, "batch_size")
+  local_eval = sharding.check_batch_size(config.eval_batch_size,
+                                         "eval_batch_size")
+  data_dir = datasets.resolve(config.data)
+  features = models.input_features(config.model)
+  info = tfrecord.read_info(data_dir)
+  src = pipeline.Source(
+      data_dir, config.data.train_split, features, jax.process_index(),
+      jax.process_count(), extra_splits=tuple(
+          s for s in config.data.extra_train_splits if s in info["splits"]))
+  missing = [k for k in losses.label_keys(config)
+             if k not in src.info["splits"][src.split]["label_keys"]]
+  if missing:
+    raise ValueError(f"config.loss (type {config.loss.type!r}) reads "
+                     f"{missing}, which split {src.split!r} of {data_dir} "
+                     "does not have")
+  spe = src.steps_per_epoch(local_batch)
+  total = int(config.num_epochs * spe)
+  if config.max_steps:
+    total = min(total, config.max_steps)
+  model = models.build(config.model, src.info)
+  return Setup(config, data_dir, src.info, sharding.make_mesh(), model,
+               features, local_batch, local_eval, spe, total,
+               src if train else None)
+
+
+def batch_shapes(s: Setup) -> Dict[str, jax.ShapeDtypeStruct]:
+  t = int(s.info["max_segments"])
+  specs = {x.name: x for x in s.info["feature_specs"]}
+  shapes = {"segment_mask": jax.ShapeDtypeStruct((1, t), jnp.float32)}
+  for f in s.features:
+    sp = specs[f]
+    shapes[f] = jax.ShapeDtypeStruct(
+        (1, t * sp.frames_per_segment) + sp.shape, jnp.float32)
+  return shapes
+
+
+def make_state(s: Setup, rng=None):
+  """(fresh train state, learning-rate schedule) of a run."""
+  tx, sched = optim.make_optimizer(s.config.optim, s.steps_per_epoch)
+  tx = models.optimizer(tx, s.config.model)
+  rng = jax.random.PRNGKey(s.config.seed) if rng is None else rng
+  state = train_lib.create_train_state(s.model, tx, batch_shapes(s), rng,
+                                       s.mesh)
+  return state, sched
+
+
+def fingerprint(s: Setup, params) -> Dict[str, Any]:
+  """Fields that must match between a checkpoint and the current config."""
+  return {"model": s.config.model.to_dict(),
+          "classes": len(s.info["classes"]),
+          "features": {f["name"]: f for f in s.info["features"]
+                       if f["name"] in s.features},
+          "param_shapes": train_lib.param_shapes(params)}
+
+
+def _upgrade(s: Setup):
+  """A stored fingerprint as this code writes it (the model's hook)."""
+  def upgrade(fp):
+    if isinstance(fp.get("model"), dict):
+      fp = dict(fp, model=models.upgrade_fingerprint(s.config.model,
+                                                     fp["model"]))
+    return fp
+  return upgrade
+
+
+def managers(workdir: str, config):
+  """(latest, best) checkpoint managers of a workdir."""
+  return (checkpointing.manager(os.path.join(workdir, "checkpoints"),
+                                config.keep_checkpoints),
+          checkpointing.manager(os.path.join(workdir, "best"), 1))
+
+
+def restore(s: Setup, workdir: str, which: str = "best"):
+  """(state, meta, step) of checkpoint `which` of a workdir: "best",
+  "latest" or a step number (of `checkpoints/`)."""
+  state, _ = make_state(s)
+  latest, best = managers(workdir, s.config)
+  step = None if which in ("best", "latest") else int(which)
+  return checkpointing.restore(best if which == "best" else latest, step,
+                               state, fingerprint(s, state.params),
+                               _upgrade(s))
+
+
+def maybe_restore(s: Setup, state, latest, fp):
+  """Resumes from the workdir's latest checkpoint if there is one."""
+  meta = {"best_metric": -1.0, "best_step": -1, "history": []}
+  step = 0
+  if not s.config.restart and latest.all_steps():
+    state, meta, step = checkpointing.restore(latest, None, state, fp,
+                                              _upgrade(s))
+    writers.log("resumed from %s at step %d", latest.directory, step)
+  else:  # a fresh run: the model may initialise it (`model.init_from`)
+    state = models.init_params(state, s.config.model)
+  # Metrics logged after the restored step (or by a run killed before its
+  # first checkpoint) are written again by this run: drop them.
+  writers.truncate_jsonl(os.path.dirname(latest.directory), step)
+  return state, meta, step
+
+
+def maybe_validate(s: Setup, state, step, evaluator, latest, best, meta, fp,
+                   writer):
+  """End-of-epoch validation, latest save, best save by the eval metric."""
+  res = evaluator.run(state)
+  writer.write_scalars(step, {f"val/{k}": v for k, v in res.items()})
+  key = s.config.eval.best_metric
+  meta["history"].append({"step": step, **res})
+  # ">=": a later epoch that ties the best replaces it, as in the reference
+  # code (`if F >= best_F`).
+  if res[key] >= meta["best_metric"]:
+    meta.update(best_metric=res[key], best_step=step)
+    checkpointing.save(best, step, state, dict(meta, fingerprint=fp))
+  checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
+  writers.log("step %d val: %s", step, " ".join(
+      f"{k}={res[k]:.1f}" for k in evaluator.log_keys(res)))
+  return meta
+
+
+def fit(s: Setup, workdir: str):
+  """Trains to `s.total_steps` (see the module docstring: resume,
+  finite-loss guard, validation and checkpoints); returns the final
+  state."""
+  config = s.config
+  os.makedirs(workdir, exist_ok=True)
+  state, sched = make_state(s)
+  fp = fingerprint(s, state.params)
+  writers.log("%s: %d params, %d devices on %d host(s), %d steps/epoch, %d "
+              "steps", config.experiment_name,
+              train_lib.param_count(state.params), jax.device_count(),
+              jax.process_count(), s.steps_per_epoch, s.total_steps)
+  latest, best = managers(workdir, config)
+  state, meta, start = maybe_restore(s, state, latest, fp)
+  writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  state_sharding = jax.tree.map(lambda x: x.sharding, state)
+  step_fn = train_lib.jit_train_step(losses.make(config, s.total_steps),
+                                     s.mesh, state_sharding)
+  val = make_evaluator(s, config.data.val_split)
+  writer = writers.Writer(workdir)
+  prog = writers.Progress(s.total_steps, start, config.batch_size)
+  batches = sharding.prefetch_to_mesh(pipeline.train_batches(
+      s.train_src, s.local_batch, config.seed, start,
+      config.data.shuffle_buffer, s.total_steps), s.mesh)
+  acc, every = [], config.checkpoint_every_steps
+  for step in range(start + 1, s.total_steps + 1):
+    state, metrics = step_fn(state, next(batches))
+    acc.append(metrics)
+    if step == start + 1:
+      prog.reset(step)
+    if step % config.log_every_steps == 0 or step % s.steps_per_epoch == 0:
+      m = {k: float(np.mean([x[k] for x in jax.device_get(acc)]))
+           for k in acc[0]}
+      acc = []
+      writers.check_finite(m, step)
+      m["lr"] = float(sched(step))
+      writer.write_scalars(step, {f"train/{k}": v for k, v in m.items()})
+      writers.log(prog.line(step, m))
+    if step % s.steps_per_epoch == 0 or step == s.total_steps:
+      meta = maybe_validate(s, state, step, val, latest, best, meta, fp,
+                            writer)
+      prog.reset(step)
+    elif every and step % every == 0:
+      checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
+  latest.wait_until_finished()
+  best.wait_until_finished()
+  writer.close()
+  return state
+
+
+def evaluate_checkpoint(config, workdir: str, which: str = "best",
+                        splits=None, s: Optional[Setup] = None,
+                        trainer: Trainer = DEFAULT) -> Dict[str, Any]:
+  """Restores `which` (best, latest or a step number) and scores `splits`
+  (default: val and test) with the config's evaluator.
+
+  Writes `eval_<which>.json`/`.md` and `pred_<split>.npz` into the workdir;
+  returns the summary {checkpoint, step, results: {split: metrics}}.
+  """
+  s = s or setup(config, train=False, trainer=trainer)
+  state, _, step = restore(s, workdir, which)
+  results, ev = {}, None
+  if splits is None:
+    splits = [config.data.val_split, config.data.test_split]
+  for sp in splits:
+    ev = make_evaluator(s, sp)
+    results[sp] = ev.evaluate(state, os.path.join(workdir, f"pred_{sp}.npz"))
+  summary = {"checkpoint": which, "step": step, "results": results}
+  if ev is not None:
+    summary.update(ev.summary_fields())
+  writers.write_json(os.path.join(workdir, f"eval_{which}.json"), summary)
+  table = ev.markdown({f"{config.experiment_name} {sp} (step {step})": r
+                       for sp, r in results.items()}) if ev else ""
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, f"eval_{which}.md"), "w") as f:
+      f.write(table + "\n")
+  writers.log("\n" + table)
+  return summary
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       trainer: Trainer = DEFAULT) -> Dict[str, Any]:
+  """Trains, validates every epoch, keeps the best, scores it on val and
+  test; returns the summary written to `workdir/results.json`."""
+  s = setup(config, trainer=trainer)
+  state = fit(s, workdir)
+  summary = evaluate_checkpoint(config, workdir, "best", s=s)
+  summary["final_params_sha256"] = train_lib.params_digest(state.params)
+  writers.write_json(os.path.join(workdir, "results.json"), summary)
+  return summary
+
+
+# Fields the code reads that the config.json of runs written before they
+# were config keys lacks, with the behaviour those runs had (the code's
+# default then); `read_config` adds them.
+LEGACY_FIELDS = {
+    "checkpoint_every_steps": 0, "max_steps": 0, "restart": False,
+    "data.extra_train_splits": (),
+    "loss.dropped_target": "negative", "loss.global_drops_with_audio": False,
+    "loss.grl_scale": 1.0, "loss.video_label_fraction": 1.0,
+    "loss.use_modality_labels": False,
+}
+LEGACY_BY_TRAINER = {  # the trainer's components before they had names
+    "ave_supervised": {"eval.evaluator": "ave_acc"},
+    "avdln": {"eval.evaluator": "ave_cml"},
+    "event_heads": {"loss.type": "event_heads",
+                    "eval.evaluator": "event_heads"},
+}
+LEGACY_RENAMED = {"eval.evaluator": {"avvp": "avvp_f1"}}
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config.json of a run, upgraded to the fields this code reads
+  (`LEGACY_FIELDS`: a run written before a field existed had its old
+  default) so that any run, old or new, can be restored and scored."""
+  c = writers.read_json(os.path.join(workdir, "config.json"))
+  legacy = {**LEGACY_FIELDS, "eval.evaluator": "avvp_f1",
+            **LEGACY_BY_TRAINER.get(c.get("trainer"), {})}
+  if c.get("model", {}).get("name") == "avvp_net":
+    legacy["model.shared_fc"] = False
+  for key, value in legacy.items():
+    *parents, leaf = key.split(".")
+    node = c
+    for part in parents:
+      node = node.setdefault(part, {})
+    node.setdefault(leaf, value)
+    if key in LEGACY_RENAMED:
+      node[leaf] = LEGACY_RENAMED[key].get(node[leaf], node[leaf])
+  return ml_collections.ConfigDict(c)
+
+
+def maybe_run(workdir: str, final_file: str,
+              fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+  """A resumable pipeline stage: runs `fn` unless `workdir/final_file`
+  exists (then loads it)."""
+  path = os.path.join(workdir, final_file)
+  if os.path.exists(path):
+    writers.log("%s: done already (%s), skipped", workdir, final_file)
+    return writers.read_json(path)
+  writers.log("running %s", workdir)
+  return fn()
