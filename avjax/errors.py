@@ -7,6 +7,9 @@ names the file, line, field or flag at fault and says how to fix it.
 """
 
 EXIT_USER_ERROR = 2
+# A batch command (parse, extract) that did some of its inputs and named the
+# others; not 1, which is what an uncaught exception exits with.
+EXIT_SOME_FAILED = 3
 
 
 class UserError(Exception):

@@ -65,7 +65,7 @@ from avjax.metrics import avvp
 from avjax.utils import cli
 
 PROG = "avjax.parse"
-EXIT_SOME_FAILED = 1
+EXIT_SOME_FAILED = errors.EXIT_SOME_FAILED
 TRUTH_MIN_OVERLAP_S = 0.5
 AUDIO_COLOUR, VISUAL_COLOUR = "#1f77b4", "#ff7f0e"
 
@@ -127,8 +127,6 @@ def load_run(workdir: str, checkpoint: str = "best") -> Run:
   evaluators' jitted predict step and the AVVP evaluator's decision rule).
   """
   import jax  # pylint: disable=g-import-not-at-top
-  from avjax.evaluators import avvp_f1  # pylint: disable=g-import-not-at-top
-  from avjax.evaluators import common  # pylint: disable=g-import-not-at-top
   from avjax.trainers import avvp_weak  # pylint: disable=g-import-not-at-top
   from avjax.trainers import loop  # pylint: disable=g-import-not-at-top
   from avjax.utils import sharding  # pylint: disable=g-import-not-at-top
@@ -142,7 +140,9 @@ def load_run(workdir: str, checkpoint: str = "best") -> Run:
                      "AVVP-family network (HAN, MA, cross-modal, VEBA)")
   s = loop.setup(config, train=False, trainer=avvp_weak.TRAINER)
   state, _, step = loop.restore(s, run_dir, checkpoint)
-  predict_step = common.jit_predict_step(s.mesh)
+  # The run's own evaluator (HAN/MA/cross-modal: avvp_f1, VEBA: veba) gives
+  # the predict step (its output keys) and the segment decision rule.
+  ev = loop.make_evaluator(s, config.data.val_split)
   dsh = sharding.data_sharding(s.mesh)
 
   def predict(batch):
