@@ -32,5 +32,6 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["avjax", "avjax.*", "configs"]),
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0",
+                             "filelock==4.3.2"]},
 )

@@ -6,8 +6,8 @@ import tempfile
 import types
 
 from absl.testing import absltest
+import pytest
 import jax
-from jax.experimental.compilation_cache import compilation_cache as cc
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
@@ -393,27 +393,19 @@ class Stage3TargetTest(absltest.TestCase):
                      ({"test": 2}, 4, "best"))
 
 
+@pytest.mark.slow  # all three MA stages end to end
 class PipelineTest(absltest.TestCase):
   """Tiny model on the fake dataset: all three stages, then a resume."""
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    # The stages compile the same init/predict programs again: a persistent
-    # compilation cache (for this class only) makes the repeats cheap.
-    jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp())
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    # The stages compile the same programs again: the session's persistent
+    # compilation cache (tests/conftest.py) makes the repeats cheap.
     cls.data = tu.trainer_dataset(val=16, test=16)
     cls.workdir = tempfile.mkdtemp()
     cls.summary = ma_pipeline.train_and_evaluate(tiny_config(cls.data),
                                                  cls.workdir)
-
-  @classmethod
-  def tearDownClass(cls):
-    jax.config.update("jax_compilation_cache_dir", None)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    cc.reset_cache()
-    super().tearDownClass()
 
   def test_all_stages_ran_and_final_is_stage3(self):
     s = self.summary
