@@ -6,6 +6,7 @@ import tempfile
 
 from absl import flags
 from absl.testing import absltest
+import pytest
 
 from avjax import benchmark
 
@@ -32,6 +33,7 @@ class BenchmarkTest(absltest.TestCase):
     for k in keys:
       self.assertGreater(d[k], 0, f"{where}.{k}")
 
+  @pytest.mark.slow  # runs the benchmark in a subprocess
   def test_main_reports_every_number(self):
     tmp = tempfile.mkdtemp()
     out = os.path.join(tmp, "bench.json")
@@ -62,6 +64,7 @@ class BenchmarkTest(absltest.TestCase):
     self.assertGreater(res["peak_rss_mib"], 0)
     self.assertEqual(os.listdir(tmp), ["bench.json"])  # dataset removed
 
+  @pytest.mark.slow  # runs the benchmark in a subprocess
   def test_arrays_only_with_model_overrides(self):
     fv = parse("--source=synthetic_arrays",
                "--config.model.pool_first=False",

@@ -8,8 +8,11 @@ import sys
 import tempfile
 
 from absl.testing import absltest
+import pytest
 
 from tests import testing_utils as tu
+
+pytestmark = pytest.mark.slow  # two jax.distributed processes training end to end
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -4,10 +4,13 @@ on the clips whose event is shorter than the clip."""
 import tempfile
 
 from absl.testing import absltest
+import pytest
 
 from avjax.trainers import avdln
 from configs import ave_cml
 from tests.trainers import test_ave_supervised as fixture
+
+pytestmark = pytest.mark.slow  # trains AVDLN end to end
 
 
 def tiny(data_dir, variant):

@@ -6,6 +6,7 @@ import os
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import h5py
 import numpy as np
 
@@ -15,6 +16,8 @@ from avjax.data.synthetic import ave as synthetic_ave
 from avjax.trainers import ave_supervised
 from avjax.trainers import loop
 from configs import ave as ave_config
+
+pytestmark = pytest.mark.slow  # trains AVE models end to end
 
 SIZES = {"train": 16, "val": 8, "test": 8}
 NOISY = 8

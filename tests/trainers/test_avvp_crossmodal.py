@@ -3,6 +3,7 @@
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import numpy as np
 
 from avjax.trainers import avvp_weak
@@ -11,6 +12,8 @@ from avjax.utils import writers
 from configs import avvp_crossmodal
 from tests import testing_utils as tu
 from tests.trainers import test_avvp_weak
+
+pytestmark = pytest.mark.slow  # trains the cross-modal model end to end
 
 
 class CrossModalTrainTest(absltest.TestCase):

@@ -4,6 +4,7 @@ import json
 import os
 
 from absl.testing import absltest
+import pytest
 import numpy as np
 
 from avjax import benchmark
@@ -17,6 +18,8 @@ from avjax.trainers import avvp_weak
 from avjax.trainers import loop
 from configs import veba as veba_config
 from tests import testing_utils as tu
+
+pytestmark = pytest.mark.slow  # trains VEBA end to end
 
 
 def tiny_config(cache_dir, arg="runlocal,vfrac=0.5"):

@@ -5,12 +5,15 @@ import shutil
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import jax
 
 from avjax.projects.event_heads import analyze as analyze_event_heads
 from avjax.trainers import event_heads
 from avjax.trainers import loop
 from configs import event_heads as eh_config
+
+pytestmark = pytest.mark.slow  # trains the event heads end to end
 
 TINY = dict(num_train=64, num_val=16, num_test=24, classes_per_type=1,
             min_segments=4, max_segments=6)

@@ -15,8 +15,11 @@ import sys
 import textwrap
 
 from absl.testing import absltest
+import pytest
 
 from tests import testing_utils as tu
+
+pytestmark = pytest.mark.slow  # trains a toy model through the CLI
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -6,12 +6,15 @@ import os
 import tempfile
 
 from absl.testing import absltest
+import pytest
 
 from avjax import prepare
 from avjax.data import make_llp_fixture
 from avjax.trainers import avvp_weak
 from configs import avvp_han
 from configs import common
+
+pytestmark = pytest.mark.slow  # converts an LLP layout and trains on it
 
 
 class LLPLayoutTrainTest(absltest.TestCase):

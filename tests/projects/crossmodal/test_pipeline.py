@@ -4,6 +4,7 @@ import os
 import tempfile
 
 from absl.testing import absltest
+import pytest
 import flax
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,8 @@ from avjax.utils import checkpointing
 from avjax.utils import pretrained
 from configs import avvp_crossmodal
 from tests import testing_utils as tu
+
+pytestmark = pytest.mark.slow  # AVG pretraining then fine-tuning end to end
 
 
 def tiny_config(data_dir, variant="pretrained"):
