@@ -60,3 +60,27 @@ def trainer_dataset(val: int = 20, test: int = 21) -> str:
   write_fake_dataset(d, {"train": 64, "val": val, "test": test},
                      num_shards=4, lengths=(5, 3))
   return d
+
+
+def check_parses(test, workdir: str, checkpoint: str = "best",
+                 num_segments: int = 7) -> dict:
+  """`avjax.parse` restores the trained run in `workdir` and turns random
+  features of a `num_segments`-long video into segment decisions; returns
+  predict_video's output after checking its shapes and decision rule."""
+  from avjax import parse  # pylint: disable=g-import-not-at-top
+  run = parse.load_run(workdir, checkpoint)
+  c = len(run.classes)
+  rng = np.random.default_rng(0)
+  feats = {name: rng.normal(size=(num_segments * f, dim)).astype(np.float32)
+           for name, (f, dim) in run.features.items()}
+  out = parse.predict_video(run, feats, run.threshold)
+  test.assertEqual(out["audio"].shape, (num_segments, c))
+  test.assertEqual(out["visual"].shape, (num_segments, c))
+  test.assertEqual(out["frame_prob"].shape, (num_segments, 2, c))
+  p = out["frame_prob"]
+  test.assertTrue(np.all((p >= 0) & (p <= 1)))
+  # Every rule (HAN's, MA's gating, VEBA's) needs the segment's own
+  # probability over the threshold.
+  test.assertTrue(np.all(~out["audio"] | (p[:, 0] >= run.threshold)))
+  test.assertTrue(np.all(~out["visual"] | (p[:, 1] >= run.threshold)))
+  return out

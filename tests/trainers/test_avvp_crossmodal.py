@@ -37,6 +37,7 @@ class CrossModalTrainTest(absltest.TestCase):
     scales = [r["train/grl_scale"] for r in rows]
     self.assertEqual(scales[0], 0.0)
     self.assertTrue(np.all(np.diff(scales) > 0))
+    tu.check_parses(self, wd, "best")  # parse drops the discriminator
 
   def test_adversarial_needs_crossmodal_loss(self):
     c = avvp_crossmodal.get_config("runlocal,variant=adv")

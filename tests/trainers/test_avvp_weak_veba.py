@@ -58,6 +58,10 @@ class VebaTrainerTest(absltest.TestCase):
       logged = [json.loads(x) for x in f]
     self.assertTrue(any("train/loss_av" in x for x in logged))
 
+  def test_parse_restores_the_veba_run(self):
+    out = tu.check_parses(self, self.workdir, "latest")
+    self.assertEqual(out["audio"].shape[1], 376)
+
   def test_spans_of_saved_predictions(self):
     pred = dict(np.load(os.path.join(self.workdir, "pred_test.npz")))
     spans = veba_spans.spans_from_predictions(pred, [f"c{i}" for i in

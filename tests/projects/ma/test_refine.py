@@ -525,6 +525,9 @@ class PipelineTest(absltest.TestCase):
       self.assertEqual(int(r["audio_kept"]), c["audio_labels"][k])
       self.assertEqual(int(r["visual_kept"]), c["visual_labels"][k])
 
+  def test_parse_uses_the_stage3_model(self):
+    tu.check_parses(self, self.workdir, "best")
+
   def test_resumes_per_stage(self):
     # Completed: nothing reruns. Without the refinement's final output, only
     # the refinement reruns (identically); stages 1 and 3 are kept.
