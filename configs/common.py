@@ -76,7 +76,11 @@ def llp_data(data_dir: str = "") -> ml_collections.ConfigDict:
 
 # set_data's names; "synthetic_real": the synthetic set with the feature
 # statistics of the real releases (SyntheticConfig.feature_stats="real").
-DATA_NAMES = ("synthetic", "synthetic_real", "llp")
+# "own": a dataset of your own videos (`python -m avjax.prepare own
+# --videos=DIR --labels=CSV`), weak labels only: validated and tested on its
+# `val` split by tagging mAP (override data.test_split when it has a test
+# split with per-segment truth).
+DATA_NAMES = ("synthetic", "synthetic_real", "llp", "own")
 SYNTHETIC_NAMES = {"synthetic": "unit", "synthetic_real": "real"}
 
 
@@ -89,6 +93,10 @@ def set_data(c: ml_collections.ConfigDict, name: str) -> None:
     c.optim.decay_every_epochs = 4
   elif name == "llp":
     c.data = llp_data()
+  elif name == "own":
+    c.data = data_block("own", {})
+    c.data.test_split = "val"
+    c.eval.best_metric = "map"
   else:
     raise ValueError(f"data={name!r}; valid: "
                      f"{', '.join(repr(n) for n in DATA_NAMES)}")

@@ -53,6 +53,21 @@ class ConfigsTest(absltest.TestCase):
               lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)
           self.assertIn("params", shapes)
 
+  def test_every_avvp_config_takes_every_data_name(self):
+    from configs import common  # pylint: disable=g-import-not-at-top
+    for name in ("avvp_han", "avvp_ma", "avvp_crossmodal"):
+      mod = importlib.import_module(f"configs.{name}")
+      for data in common.DATA_NAMES:
+        with self.subTest(config=name, data=data):
+          c = mod.get_config(f"data={data}")
+          self.assertEqual(c.data.name, "synthetic" if data in
+                           common.SYNTHETIC_NAMES else data)
+    own = importlib.import_module("configs.avvp_han").get_config("data=own")
+    # Weak labels only: chosen and scored on val by tagging mAP.
+    self.assertEqual((own.data.test_split, own.eval.best_metric),
+                     ("val", "map"))
+    self.assertEqual(own.data.data_dir, "")
+
   def test_event_heads_seed_rows(self):
     from configs import event_heads  # pylint: disable=g-import-not-at-top
     rows = event_heads.get_hyper("table1_seeds")

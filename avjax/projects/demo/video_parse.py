@@ -11,9 +11,8 @@ r"""From video files to parsed events, end to end, on generated demo videos.
    of each video's events; the last --num_val videos are the val split);
    features with --weights (default random: no download needed, and the
    features are not meaningful ones, see `avjax.extract`);
-3. trains HAN on it: `python -m avjax.main --config=configs/avvp_han.py:data=llp
-   --config.data.data_dir=WORKDIR/data --config.data.test_split=val
-   --config.eval.best_metric=map ...` (the own set has weak labels only, so
+3. trains HAN on it: `python -m avjax.main --config=configs/avvp_han.py:data=own
+   --config.data.data_dir=WORKDIR/data ...` (`data=own`: weak labels only, so
    the best checkpoint is chosen by validation tagging mAP);
 4. `python -m avjax.parse WORKDIR/videos/test --workdir=WORKDIR/run
    --ground_truth=.../ground_truth.jsonl --out=WORKDIR/parsed`: a JSON and a
@@ -154,9 +153,8 @@ def main(argv):
   t0 = time.time()
   if not os.path.exists(os.path.join(run, "results.json")):
     _run([sys.executable, "-m", "avjax.main",
-          "--config=configs/avvp_han.py:data=llp",
-          f"--config.data.data_dir={data}", "--config.data.test_split=val",
-          "--config.eval.best_metric=map",
+          "--config=configs/avvp_han.py:data=own",
+          f"--config.data.data_dir={data}",
           f"--config.num_epochs={FLAGS.epochs}",
           f"--config.optim.decay_every_epochs={max(1, FLAGS.epochs * 2 // 3)}",
           f"--config.batch_size={FLAGS.batch_size}",
