@@ -23,7 +23,7 @@ from avjax.utils import writers
 BEST_METRICS = grounding.METRICS
 # The `config.avg` fields the evaluation step reads.
 _EVAL_KEYS = ("loss", "scope", "pos_margin", "neg_margin", "audio_threshold",
-              "visual_threshold")
+              "visual_threshold", "link", "silence_threshold")
 
 
 def eval_step(state, batch, *, avg_cfg) -> Dict[str, jax.Array]:
