@@ -115,6 +115,11 @@ def avvp_net(**overrides) -> ml_collections.ConfigDict:
       # Cross-modal learning (Lamba et al. 2021); all off is HAN.
       "global_context": False, "separate_self_attention": False,
       "skip": False, "shared_fc": False, "adversarial": False,
+      # Official-code forms of cross-modal learning (configs/avvp_crossmodal
+      # `form=reference`): GCAA's `[0]` (segment 0's attention output added
+      # to every segment), the discriminator's BatchNorm1d ("batch") and the
+      # ReLU before its gradient reversal.
+      "gcaa_first_segment": False, "disc_norm": "layer", "disc_relu": False,
       # AVG pretraining (Lamba et al. 2021): avg_layers > 0 puts the AVG
       # transformer encoder in front of the hybrid attention; init_from: a
       # pretraining workdir whose `avg_encoder` initialises it (frozen with

@@ -37,7 +37,7 @@ def predict_step(state, batch: Dict[str, jax.Array],
                  keys=("frame_prob", "global_prob", "audio_prob",
                        "visual_prob")) -> Dict[str, jax.Array]:
   """Deterministic forward pass; returns the requested outputs + batch info."""
-  out = state.apply_fn({"params": state.params}, schema.model_inputs(batch),
+  out = state.apply_fn(state.variables(), schema.model_inputs(batch),
                        train=False)
   res = {k: out[k] for k in keys if k in out}
   for k in BATCH_KEYS:

@@ -23,12 +23,12 @@ from avjax.utils import writers
 BEST_METRICS = grounding.METRICS
 # The `config.avg` fields the evaluation step reads.
 _EVAL_KEYS = ("loss", "scope", "pos_margin", "neg_margin", "audio_threshold",
-              "visual_threshold")
+              "visual_threshold", "link", "silence_threshold")
 
 
 def eval_step(state, batch, *, avg_cfg) -> Dict[str, jax.Array]:
   """Summed loss and retrieval counts of one (padded) batch."""
-  out = state.apply_fn({"params": state.params},
+  out = state.apply_fn(state.variables(),
                        schema.model_inputs(batch), train=False)
   pos, valid = grounding.ground_truth(batch, avg_cfg)
   g = functools.partial(grounding.to_graphs, scope=avg_cfg.scope)

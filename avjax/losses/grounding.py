@@ -1,9 +1,17 @@
 """Audio-visual grounding (AVG) targets, margin loss and retrieval metrics.
 
 Lamba et al. 2021 (appendix, Algorithm 1): snippets are nodes of a graph,
-linked when their input audio (VGGish) or visual (ResNet) embeddings have
-cosine similarity >= a threshold; every pair of snippets in the same
-connected component is a positive, every other pair a negative. The margin
+linked by the similarity of their input audio (VGGish) and visual (ResNet,
+segment mean) embeddings; every pair of snippets in the same connected
+component is a positive, every other pair a negative. Two link rules
+(`similarity_graph`):
+  "all" (the official compute_gt.py): snippets i < j are linked iff visual
+        cosine > v_t AND audio cosine > a_t AND snippet i's audio is not
+        silent (cosine to the LLP release's VGGish embedding of silence,
+        data/silent_aud_feat.npy, > s_t marks it silent; only i is checked,
+        as the reference does). Reference: v_t 0.96, a_t 0.99, s_t 0.99.
+  "any" (avjax's earlier rule): cosine(audio) >= a_t OR cosine(visual) >=
+        v_t, no silence test. The margin
 loss pushes cosine similarities of positives above p and negatives below n:
   uni:   [p - <a_i, a_j>]_+ , [<a_i, a_j> - n]_+  (and the same for v)
   cross: [p - <a_i, v_j>]_+ , [<a_i, v_j> - n]_+  (and <v_i, a_j>)
@@ -25,6 +33,24 @@ from avjax.utils import masking
 
 KINDS = ("uni", "cross", "multi")
 SCOPES = ("clip", "batch")
+LINKS = ("any", "all")
+# The VGGish embedding (128-d, ReLU, no PCA: the LLP release's features) of a
+# silent snippet, as shipped with the official code (data/silent_aud_feat.npy
+# row 0; numbers only).
+LLP_SILENT_AUDIO = (
+    0, 0, 0, 0.2957465, 0, 0, 0, 0, 0, 0, 0, 0, 0.5866772, 0.15900975, 0, 0,
+    0.2330966, 0.3222829, 0.22957826, 0, 0, 0, 0, 0, 0.22625427, 0, 0,
+    0.2597832, 0.4335125, 0, 0, 0, 0.14564757, 0.07832267, 0.2441331, 0, 0,
+    0, 0, 0, 0.3767768, 0, 0.051656507, 0, 0.5926883, 0, 0.4093753,
+    0.39000928, 0.4690643, 0.27611086, 0, 0, 0, 0, 0.15076086, 0.06404197,
+    0, 0, 0.07755923, 0, 0.15266702, 0.38160336, 0, 0, 0, 0, 0, 0.30591655,
+    0, 0, 0, 0.13954881, 0.17915225, 0.13650203, 0.2157032, 0.032903574, 0,
+    0.55133486, 0, 0.18337563, 0, 0.41820148, 0.41283688, 0, 0.17789808,
+    0.32017246, 0.08242145, 0.10550201, 0, 0.22238111, 0, 0.09033641, 0,
+    0.41052315, 0.24444738, 0.25398585, 0, 0.1153162, 0, 0.09951916,
+    0.11933322, 0.547871, 0, 0.26976642, 0, 0, 0.13706581, 0, 0.01061964, 0,
+    0, 0.68314767, 0.07429855, 0, 0, 0.052964628, 0, 0.024923092, 0, 0, 0,
+    0, 0, 0, 0.20571736, 0, 0.22877742, 0.17769393)
 METRICS = ("a2v_r1", "v2a_r1", "chance_r1", "pair_acc", "uni_acc",
            "pos_rate")
 
@@ -34,13 +60,35 @@ def cosine(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   return jnp.einsum("gnd,gmd->gnm", nce.l2_normalize(x), nce.l2_normalize(y))
 
 
+def silent(audio: jnp.ndarray, threshold: float) -> jnp.ndarray:
+  """[G, N] bool: cosine(audio, `LLP_SILENT_AUDIO`) > threshold."""
+  ref = jnp.broadcast_to(jnp.asarray(LLP_SILENT_AUDIO, jnp.float32),
+                         (audio.shape[0], 1, len(LLP_SILENT_AUDIO)))
+  return cosine(audio, ref)[..., 0] > threshold
+
+
 def similarity_graph(audio: jnp.ndarray, visual: jnp.ndarray,
                      node_mask: jnp.ndarray, audio_threshold: float,
-                     visual_threshold: float) -> jnp.ndarray:
-  """Adjacency [G, N, N] bool: cos(a_j, a_k) >= a_t or cos(v_j, v_k) >= v_t,
-  only between valid nodes (`node_mask` [G, N], 1 = real snippet)."""
-  adj = ((cosine(audio, audio) >= audio_threshold) |
-         (cosine(visual, visual) >= visual_threshold))
+                     visual_threshold: float, link: str = "any",
+                     silence_threshold: float = 2.0) -> jnp.ndarray:
+  """Adjacency [G, N, N] bool between valid nodes (`node_mask` [G, N]).
+
+  link "any": cos(a_j, a_k) >= a_t or cos(v_j, v_k) >= v_t.
+  link "all" (reference): for j < k, cos(v_j, v_k) > v_t and
+  cos(a_j, a_k) > a_t and a_j not `silent` (silence_threshold > 1: none
+  is); directed j -> k (`connected_components` symmetrises).
+  """
+  ca, cv = cosine(audio, audio), cosine(visual, visual)
+  if link == "any":
+    adj = (ca >= audio_threshold) | (cv >= visual_threshold)
+  elif link == "all":
+    n = audio.shape[1]
+    upper = jnp.arange(n)[:, None] < jnp.arange(n)[None, :]
+    loud = ~silent(audio, silence_threshold)
+    adj = (cv > visual_threshold) & (ca > audio_threshold) & upper & loud[
+        :, :, None]
+  else:
+    raise ValueError(f"link={link!r}; valid: {LINKS}")
   m = node_mask.astype(bool)
   return adj & m[:, :, None] & m[:, None, :]
 
@@ -103,12 +151,13 @@ def to_graphs(x: jnp.ndarray, scope: str) -> jnp.ndarray:
 
 def targets_from_inputs(audio_in: jnp.ndarray, visual_in: jnp.ndarray,
                         node_mask: jnp.ndarray, *, scope: str,
-                        audio_threshold: float, visual_threshold: float):
+                        audio_threshold: float, visual_threshold: float,
+                        link: str = "any", silence_threshold: float = 2.0):
   """Ground truth from input features [B, T, Da], [B, T, Dv], mask [B, T]:
   (positive, valid) [G, N, N] and the component labels [G, N]."""
   a, v, m = (to_graphs(x, scope) for x in (audio_in, visual_in, node_mask))
   labels = connected_components(similarity_graph(
-      a, v, m, audio_threshold, visual_threshold))
+      a, v, m, audio_threshold, visual_threshold, link, silence_threshold))
   pos, valid = grounding_targets(labels, m)
   return pos, valid, labels
 
@@ -193,8 +242,9 @@ def check(config) -> list:
   return errors.failed_checks(a, [
       (a.loss in KINDS, "loss", f"one of {KINDS}"),
       (a.scope in SCOPES, "scope", f"one of {SCOPES}"),
-      (-1.0 <= a.neg_margin < a.pos_margin <= 1.0, "pos_margin",
-       f"in (avg.neg_margin={a.neg_margin}, 1]"),
+      (a.link in LINKS, "link", f"one of {LINKS}"),
+      (-1.0 <= a.neg_margin <= a.pos_margin <= 1.0, "pos_margin",
+       f"in [avg.neg_margin={a.neg_margin}, 1]"),
   ], "config.avg.")
 
 
@@ -210,7 +260,8 @@ def ground_truth(batch: Dict[str, jax.Array], avg_cfg):
   pos, valid, _ = targets_from_inputs(
       batch["audio"], vis, mask, scope=avg_cfg.scope,
       audio_threshold=avg_cfg.audio_threshold,
-      visual_threshold=avg_cfg.visual_threshold)
+      visual_threshold=avg_cfg.visual_threshold, link=avg_cfg.link,
+      silence_threshold=avg_cfg.silence_threshold)
   return pos, valid
 
 

@@ -89,6 +89,8 @@ class HybridAttentionLayer(nn.Module):
     self_attention: include the self-attention branch.
     global_context: use global-context-aware attention (`gcaa`) in both
       branches instead of multi-head dot-product attention.
+    gcaa_first_segment: with `global_context`, add segment 0's attention
+      output to every segment (the official code's `[0]`, `gcaa`).
     fused: compute the multi-head attention of both branches with one input
       projection matmul per stream (x: cross query + self q, k, v; context:
       cross k, v) and one batched output projection, instead of eight
@@ -108,6 +110,7 @@ class HybridAttentionLayer(nn.Module):
   cross_attention: bool = True
   self_attention: bool = True
   global_context: bool = False
+  gcaa_first_segment: bool = False
   fused: bool = True
   init_scheme: str = "torch"
   dtype: Any = jnp.float32
@@ -118,8 +121,10 @@ class HybridAttentionLayer(nn.Module):
               out_features=self.d_model, dropout_rate=self.dropout,
               dtype=self.dtype, name=name)
     if self.global_context:
-      return gcaa.GlobalContextAttention(**kw, init_scheme=self.init_scheme)(
-          q, kv, segment_mask, deterministic=det)
+      return gcaa.GlobalContextAttention(
+          **kw, init_scheme=self.init_scheme,
+          first_segment=self.gcaa_first_segment)(
+              q, kv, segment_mask, deterministic=det)
     if self.init_scheme != "flax":
       kw.update(
           kernel_init=inits.attention_in(self.init_scheme, self.d_model),

@@ -155,7 +155,8 @@ def input_features(model_cfg) -> tuple:
 def upgrade_fingerprint(model_dict: dict) -> dict:
   """Pretraining checkpoints written before the "avg" model name stored
   their AVVP block's name."""
-  out = {"shared_fc": False, **model_dict}
+  out = {"shared_fc": False, "gcaa_first_segment": False,
+         "disc_norm": "layer", "disc_relu": False, **model_dict}
   if out.get("name") == "avvp_net":
     out["name"] = "avg"
   return out

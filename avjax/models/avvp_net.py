@@ -50,6 +50,9 @@ class AVVPNet(nn.Module):
       projection matmul per stream, one batched output projection).
     global_context: global-context-aware attention (`gcaa`) in every
       attention of the hybrid layers (cross-modal learning's "GCAA").
+    gcaa_first_segment: with `global_context`, every segment receives
+      segment 0's attention output (the official code's `[0]`; reference
+      form, the paper's +GCAA numbers); False: the paper's per-segment form.
     separate_self_attention: per-modality self-attention layers `self_a_i`,
       `self_v_i`, then one cross-modal layer `han_i` (no self branch) shared by
       both directions (cross-modal learning's "Base").
@@ -60,6 +63,10 @@ class AVVPNet(nn.Module):
       reference code applies it in every variant: `shared_fc`).
     adversarial: add a `ModalityDiscriminator` on the attended per-segment
       features through gradient reversal (outputs `disc_logits`).
+    disc_norm: the discriminator's normalisation, "layer" or "batch"
+      (reference: BatchNorm1d over all B*T*2 rows, `batch_stats`).
+    disc_relu: ReLU on the features before the gradient reversal (the
+      reference's `x_mod = self.activation(x)`).
     avg_encoder: optional `avg.AVGEncoder` (AVG pretraining's transformer)
       that replaces the input projections; its parameters are the subtree
       `avg_encoder`, initialised from a pretraining run by the trainer.
@@ -84,10 +91,13 @@ class AVVPNet(nn.Module):
   pool_first: bool = True
   fused_attention: bool = True
   global_context: bool = False
+  gcaa_first_segment: bool = False
   separate_self_attention: bool = False
   skip: bool = False
   shared_fc: bool = False
   adversarial: bool = False
+  disc_norm: str = "layer"
+  disc_relu: bool = False
   avg_encoder: Optional[avg.AVGEncoder] = None
   avg_frozen: bool = False
   init_scheme: str = "torch"
@@ -97,7 +107,9 @@ class AVVPNet(nn.Module):
     return attention.HybridAttentionLayer(
         self.d_model, self.num_heads, self.d_ff, self.dropout,
         cross_attention=cross, self_attention=self_attn,
-        global_context=self.global_context, fused=self.fused_attention,
+        global_context=self.global_context,
+        gcaa_first_segment=self.gcaa_first_segment,
+        fused=self.fused_attention,
         init_scheme=self.init_scheme, dtype=self.dtype, name=name)
 
   def _encode(self, a, v, mask, train):
@@ -121,13 +133,20 @@ class AVVPNet(nn.Module):
         v = nn.LayerNorm(dtype=self.dtype, name=f"skip_v_{i}")(v + v0)
     return a, v
 
-  def _discriminate(self, a, v):
-    """Discriminator logits [B, T, 2] on reversed and on detached features."""
+  def _discriminate(self, a, v, mask, train):
+    """Discriminator logits [B, T, 2] on reversed and on detached features
+    (one BatchNorm statistics update: the first call's)."""
     x = jnp.stack([a, v], axis=2)
+    if self.disc_relu:
+      x = nn.relu(x)
+    rows = None if mask is None else jnp.stack([mask, mask], axis=2)
     disc = discriminator.ModalityDiscriminator(
-        init_scheme=self.init_scheme, dtype=self.dtype, name="modality_disc")
-    return {"disc_logits": disc(discriminator.gradient_reversal(x, 1.0)),
-            "disc_logits_detached": disc(jax.lax.stop_gradient(x))}
+        norm=self.disc_norm, init_scheme=self.init_scheme, dtype=self.dtype,
+        name="modality_disc")
+    return {"disc_logits": disc(discriminator.gradient_reversal(x, 1.0),
+                                rows, train=train),
+            "disc_logits_detached": disc(jax.lax.stop_gradient(x), rows,
+                                         train=train, update_stats=False)}
 
   def _project(self, batch):
     """HAN's per-segment input projections -> streams a, v [B, T, d]."""
@@ -182,7 +201,7 @@ class AVVPNet(nn.Module):
         name="mmil")(x, mask)
     out.update(audio_emb=a, visual_emb=v, audio_in=a_in, visual_in=v_in)
     if self.adversarial:
-      out.update(self._discriminate(a, v))
+      out.update(self._discriminate(a, v, mask, train))
     return out
 
 
@@ -202,6 +221,8 @@ def check(model_cfg) -> list:
       (m.d_model % m.num_heads == 0, "num_heads",
        f"a divisor of model.d_model={m.d_model}"),
       (0.0 <= m.dropout < 1.0, "dropout", "in [0, 1)"),
+      (m.disc_norm in discriminator.NORMS, "disc_norm",
+       f"one of {discriminator.NORMS}"),
       (m.init_scheme in inits.SCHEMES, "init_scheme",
        f"one of {list(inits.SCHEMES)}"),
   ] + pretrained.validate(m), "config.model.")
@@ -219,8 +240,10 @@ def build(model_cfg, info: dict) -> AVVPNet:
       use_frames=m.use_frames, use_motion=m.use_motion,
       pool_first=m.pool_first, fused_attention=m.fused_attention,
       global_context=m.global_context,
+      gcaa_first_segment=m.gcaa_first_segment,
       separate_self_attention=m.separate_self_attention, skip=m.skip,
       shared_fc=m.shared_fc, adversarial=m.adversarial,
+      disc_norm=m.disc_norm, disc_relu=m.disc_relu,
       avg_encoder=avg.encoder(m, info) if m.avg_layers else None,
       avg_frozen=m.freeze_pretrained, init_scheme=m.init_scheme,
       dtype=getattr(jnp, m.dtype))
@@ -251,7 +274,8 @@ def optimizer(tx, model_cfg):
 
 # Fields added to `config.model` after checkpoints were written without
 # them, with the value those runs had (the code's default then).
-LEGACY_FIELDS = {"shared_fc": False}
+LEGACY_FIELDS = {"shared_fc": False, "gcaa_first_segment": False,
+                 "disc_norm": "layer", "disc_relu": False}
 
 
 def upgrade_fingerprint(model_dict: dict) -> dict:

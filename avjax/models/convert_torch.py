@@ -1,4 +1,5 @@
-"""Official HAN (PyTorch `MMIL_Net`, AVVP-ECCV20) weights -> `AVVPNet` params.
+"""Official PyTorch `MMIL_Net` weights -> `AVVPNet` params: HAN (AVVP-ECCV20,
+`convert_han`) and cross-modal learning (`convert_crossmodal`, below).
 
 The official model's state_dict maps onto `avvp_net.AVVPNet` in its HAN
 configuration (`configs.common.avvp_net()`, either attention layout):
@@ -181,6 +182,116 @@ def han_state_dict_to_params(state_dict: Mapping[str, Any], **kwargs
     logging.info("ignored %d unused MMIL_Net keys: %s", len(out.ignored),
                  out.ignored)
   return out.params
+
+
+# Cross-modal learning (jayaprakash-a/Cross-Modal-learning-for-Audio-Visual-
+# Video-Parsing, nets/net_audiovisual.py: Base + Adv + Skip + GCAA, the model
+# of main_avvp.py / main_avvp_adv.py) -> `AVVPNet(separate_self_attention,
+# skip, global_context, shared_fc, adversarial, disc_norm="batch",
+# disc_relu)`, `configs/avvp_crossmodal.py:data=llp` (`form=reference`: with
+# gcaa_first_segment, the official `[0]`; `form=paper` reads the same
+# weights). `cma_layer.norm1/norm2` (its Encoder is built with norm=None) and
+# the BatchNorms' `num_batches_tracked` are never used: ignored.
+_CM_GCAA = {"qx_linear": "query_proj", "qc_linear": "query_ctx",
+            "Vqx_linear": "query_gate_tok", "Vqc_linear": "query_gate_ctx",
+            "kx_linear": "key_proj", "kc_linear": "key_ctx",
+            "Vkx_linear": "key_gate_tok", "Vkc_linear": "key_gate_ctx",
+            "vx_linear": "value", "out": "out"}
+_CM_LAYERS = {"sa_layer_a.": ("self_a_0", "self_attn", "self_attn"),
+              "sa_layer_v.": ("self_v_0", "self_attn", "self_attn"),
+              "cma_layer.layers.0.": ("han_0", "cm_attn", "cross_attn")}
+CM_IGNORED = ("cma_layer.norm1.", "cma_layer.norm2.")
+
+
+def _crossmodal_tables(d: int, d_ff: int, num_classes: int, audio_dim: int,
+                       visual_dim: int, motion_dim: int):
+  """(linears, layer norms, batch norms): torch prefix -> (avjax path, ...)."""
+  lin = {"fc_a": (("audio_proj",), audio_dim, d),
+         "fc_v": (("visual_proj", "frame_proj"), visual_dim, d),
+         "fc_st": (("visual_proj", "motion_proj"), motion_dim, d),
+         "fc_fusion": (("visual_proj", "fusion"), 2 * d, d),
+         "shared_fc": (("shared_fc",), d, d),
+         "fc_prob": (("mmil", "frame_cls"), d, num_classes),
+         "fc_frame_att": (("mmil", "frame_att"), d, num_classes),
+         "fc_av_att": (("mmil", "modality_att"), d, num_classes),
+         "mod_classifier.fc1": (("modality_disc", "dense_0"), d, 128),
+         "mod_classifier.fc2": (("modality_disc", "dense_1"), 128, 10),
+         "mod_classifier.fc3": (("modality_disc", "logit"), 10, 1)}
+  lns = {"norm_a": (("skip_a_0",), d), "norm_v": (("skip_v_0",), d)}
+  for prefix, (layer, attn, branch) in _CM_LAYERS.items():
+    for t, ours in _CM_GCAA.items():
+      lin[prefix + attn + "." + t] = ((layer, branch, ours), d,
+                                      1 if t.startswith("V") else d)
+    lin[prefix + "linear1"] = ((layer, "ffn1"), d, d_ff)
+    lin[prefix + "linear2"] = ((layer, "ffn2"), d_ff, d)
+    for n in ("norm1", "norm2"):
+      lns[prefix + n] = ((layer, n), d)
+  bns = {"mod_classifier.norm1": (("modality_disc", "norm_0"), 128),
+         "mod_classifier.norm2": (("modality_disc", "norm_1"), 10)}
+  return lin, lns, bns
+
+
+def crossmodal_state_dict_shapes(d_model: int = 512, d_ff: int = 512,
+                                 num_classes: int = 25, audio_dim: int = 128,
+                                 visual_dim: int = 2048,
+                                 motion_dim: int = 512
+                                 ) -> Dict[str, Tuple[int, ...]]:
+  """The used keys of the cross-modal MMIL_Net state_dict -> shape."""
+  lin, lns, bns = _crossmodal_tables(d_model, d_ff, num_classes, audio_dim,
+                                     visual_dim, motion_dim)
+  shapes = {}
+  for key, (_, din, dout) in lin.items():
+    shapes[key + ".weight"], shapes[key + ".bias"] = (dout, din), (dout,)
+  for key, (_, n) in list(lns.items()) + list(bns.items()):
+    shapes[key + ".weight"] = shapes[key + ".bias"] = (n,)
+  for key, (_, n) in bns.items():
+    shapes[key + ".running_mean"] = shapes[key + ".running_var"] = (n,)
+  return dict(sorted(shapes.items()))
+
+
+class ConvertedVariables(NamedTuple):
+  variables: Dict[str, Any]  # {"params": ..., "batch_stats": ...}
+  ignored: List[str]  # state_dict keys of modules the forward never uses
+
+
+def convert_crossmodal(state_dict: Mapping[str, Any], **dims
+                       ) -> ConvertedVariables:
+  """An official cross-modal learning MMIL_Net state_dict -> AVVPNet
+  variables (params and the discriminator's BatchNorm `batch_stats`).
+
+  Raises:
+    ValueError: naming any unknown, missing or wrongly shaped key.
+  """
+  sd = dict(state_dict)
+  if sd and all(k.startswith("module.") for k in sd):  # DataParallel
+    sd = {k[len("module."):]: v for k, v in sd.items()}
+  extra = sorted(k for k in sd if k.startswith(CM_IGNORED) or
+                 k.endswith(".num_batches_tracked"))
+  shapes = crossmodal_state_dict_shapes(**dims)
+  w, _ = _check({k: v for k, v in sd.items() if k not in extra}, shapes)
+  lin, lns, bns = _crossmodal_tables(
+      shapes["fc_a.weight"][0], shapes["sa_layer_a.linear1.weight"][0],
+      shapes["fc_prob.weight"][0], shapes["fc_a.weight"][1],
+      shapes["fc_v.weight"][1], shapes["fc_st.weight"][1])
+  params: Dict[str, Any] = {}
+  stats: Dict[str, Any] = {}
+
+  def put(tree, path, leaf):
+    for p in path[:-1]:
+      tree = tree.setdefault(p, {})
+    tree[path[-1]] = leaf
+
+  for key, (path, _, _) in lin.items():
+    put(params, path, {"kernel": w[key + ".weight"].T,
+                       "bias": w[key + ".bias"]})
+  for key, (path, _) in list(lns.items()) + list(bns.items()):
+    put(params, path, {"scale": w[key + ".weight"], "bias": w[key + ".bias"]})
+  for key, (path, _) in bns.items():
+    put(stats, path, {"mean": w[key + ".running_mean"],
+                      "var": w[key + ".running_var"]})
+  f32 = lambda t: _tree_map(lambda a: jnp.asarray(a, jnp.float32), t)
+  return ConvertedVariables({"params": f32(params),
+                             "batch_stats": f32(stats)}, extra)
 
 
 def _tree_map(fn, tree):

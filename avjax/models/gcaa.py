@@ -3,6 +3,12 @@
 Lamba et al. 2021 replace HAN's attention with the context-aware attention of
 Yang et al. 2019: queries and keys are gated mixes of each token and the
 (masked) mean of its sequence, then scaled dot-product attention.
+
+The official code's layers index the module's [T, B, d] output with `[0]`
+(`self.self_attn(...)[0]`, `self.cm_attn(...)[0]` in
+nets/net_audiovisual.py), so every segment receives segment 0's attention
+output; the paper's +GCAA numbers come from that code. `first_segment=True`
+reproduces it (the reference form); False is the paper's per-segment form.
 """
 
 from typing import Any, Optional
@@ -40,6 +46,8 @@ class GlobalContextAttention(nn.Module):
     dropout_rate: dropout on the attention weights.
     init_scheme: parameter initialisers (`inits.SCHEMES`; "torch": every
       projection a PyTorch nn.Linear default, as the reference code's).
+    first_segment: return query 0's output for every query (the official
+      code's `[0]`; reference form). False: one output per query (paper).
     dtype: computation dtype.
   """
   num_heads: int = 1
@@ -47,6 +55,7 @@ class GlobalContextAttention(nn.Module):
   out_features: int = 512
   dropout_rate: float = 0.0
   init_scheme: str = "torch"
+  first_segment: bool = False
   dtype: Any = jnp.float32
 
   def _dense(self, features, name, x):
@@ -85,4 +94,7 @@ class GlobalContextAttention(nn.Module):
                                             deterministic=deterministic)
     y = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
     y = y.reshape(y.shape[:2] + (self.qkv_features,))
-    return self._dense(self.out_features, "out", y)
+    y = self._dense(self.out_features, "out", y)
+    if self.first_segment:  # the official `output[0]` over [T, B, d]
+      y = jnp.broadcast_to(y[:, :1], y.shape)
+    return y

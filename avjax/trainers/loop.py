@@ -399,7 +399,11 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   legacy = {**LEGACY_FIELDS, "eval.evaluator": "avvp_f1",
             **LEGACY_BY_TRAINER.get(c.get("trainer"), {})}
   if c.get("model", {}).get("name") == "avvp_net":
-    legacy["model.shared_fc"] = False
+    legacy.update({"model.shared_fc": False,
+                   "model.gcaa_first_segment": False,
+                   "model.disc_norm": "layer", "model.disc_relu": False})
+  if "avg" in c:  # AVG runs before the link rules had names
+    legacy.update({"avg.link": "any", "avg.silence_threshold": 2.0})
   for key, value in legacy.items():
     *parents, leaf = key.split(".")
     node = c

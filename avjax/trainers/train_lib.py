@@ -21,6 +21,23 @@ class TrainState(train_state.TrainState):
   """Flax TrainState plus one replicated PRNG key (folded with the step)."""
   rng: jax.Array
 
+  @property
+  def model_state(self) -> Dict[str, Any]:
+    return {}
+
+  def variables(self, params: Any = None) -> Dict[str, Any]:
+    """The `apply` variables: params (default the state's) + model state."""
+    return {"params": self.params if params is None else params,
+            **self.model_state}
+
+
+class StatefulTrainState(TrainState):
+  """A TrainState that also carries the model's non-parameter collections
+  (`model_state`, e.g. the `batch_stats` of the reference's BatchNorm
+  discriminator), updated by every train step. Only models that have such
+  collections get it, so the checkpoints of the others keep their layout."""
+  model_state: Any = None
+
 
 def create_train_state(model, tx: optax.GradientTransformation,
                        batch_shapes: Dict[str, jax.ShapeDtypeStruct],
@@ -29,8 +46,13 @@ def create_train_state(model, tx: optax.GradientTransformation,
   def init(rng):
     p_rng, d_rng, s_rng = jax.random.split(rng, 3)
     dummy = {k: jnp.zeros(v.shape, v.dtype) for k, v in batch_shapes.items()}
-    params = model.init({"params": p_rng, "dropout": d_rng}, dummy,
-                        train=False)["params"]
+    variables = dict(model.init({"params": p_rng, "dropout": d_rng}, dummy,
+                                train=False))
+    params = variables.pop("params")
+    if variables:
+      return StatefulTrainState.create(apply_fn=model.apply, params=params,
+                                       tx=tx, rng=s_rng,
+                                       model_state=variables)
     return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
                              rng=s_rng)
   abstract = jax.eval_shape(init, rng)
@@ -50,19 +72,30 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], *,
   rng = jax.random.fold_in(state.rng, state.step)
 
   def objective(params):
-    out = state.apply_fn({"params": params}, schema.model_inputs(batch),
-                         train=True, rngs={"dropout": rng})
+    kw = dict(train=True, rngs={"dropout": rng})
+    if state.model_state:  # e.g. BatchNorm's running statistics
+      out, model_state = state.apply_fn(
+          state.variables(params), schema.model_inputs(batch),
+          mutable=list(state.model_state), **kw)
+    else:
+      out = state.apply_fn({"params": params}, schema.model_inputs(batch),
+                           **kw)
+      model_state = state.model_state
     terms = loss_fn(out, batch, step=state.step)
-    return terms["loss"], terms
+    return terms["loss"], (terms, model_state)
 
-  grads, terms = jax.grad(objective, has_aux=True)(state.params)
+  grads, (terms, model_state) = jax.grad(objective, has_aux=True)(
+      state.params)
   gnorm = optax.tree.norm(grads)
   finite = jnp.isfinite(terms["loss"]) & jnp.isfinite(gnorm)
   # The update runs inside the taken branch: a select between the updated
   # and the old state (jnp.where over the tree) is an extra pass over params
   # and both Adam moments, ~1/4 of HAN's step time at batch 16 on CPU.
-  new = jax.lax.cond(finite, lambda st, g: st.apply_gradients(grads=g),
-                     lambda st, g: st, state, grads)
+  def update(st, g):
+    st = st.apply_gradients(grads=g)
+    return st.replace(model_state=model_state) if model_state else st
+
+  new = jax.lax.cond(finite, update, lambda st, g: st, state, grads)
   new = new.replace(step=state.step + 1)
   metrics = dict(terms, grad_norm=gnorm, nonfinite=1.0 - finite)
   return new, metrics

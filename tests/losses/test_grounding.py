@@ -7,6 +7,7 @@ import numpy as np
 from scipy.sparse import csgraph
 
 from avjax.losses import grounding
+from configs import avvp_crossmodal
 
 
 def bfs_components(adj: np.ndarray) -> np.ndarray:
@@ -77,6 +78,100 @@ class ComponentsTest(absltest.TestCase):
     _, _, batch = grounding.targets_from_inputs(a, v, m, scope="batch", **kw)
     np.testing.assert_array_equal(clip, [[0, 1], [0, 1]])
     np.testing.assert_array_equal(batch, [[0, 1, 0, 1]])
+
+
+def compute_gt(vid, aud, sil):
+  """NumPy transcription of the official compute_gt.py for one clip:
+  vid [10, Dv] (8-frame means), aud [10, 128], sil [128] -> gt [10, 10]."""
+  cos = lambda x, y: x @ y / max(np.linalg.norm(x) * np.linalg.norm(y), 1e-6)
+  silent = [cos(a, sil) > 0.99 for a in aud]
+  parent = list(range(10))
+
+  def find(i):
+    return i if parent[i] == i else find(parent[i])
+
+  for i in range(10):
+    for j in range(i + 1, 10):
+      if cos(vid[i], vid[j]) > 0.96 and not silent[i] and cos(
+          aud[i], aud[j]) > 0.99:
+        p1, p2 = find(i), find(j)
+        parent[p1] = min(parent[p1], parent[p2])
+        parent[p2] = min(parent[p1], parent[p2])
+  root = [find(i) for i in range(10)]
+  return np.array([[root[i] == root[j] for j in range(10)]
+                   for i in range(10)], np.float32)
+
+
+def reference_like_clips(b=4, seed=0):
+  """Clips whose snippets share audio only, visual only, both, or are
+  silent: audio/visual prototypes per snippet plus small noise."""
+  rng = np.random.default_rng(seed)
+  sil = np.asarray(grounding.LLP_SILENT_AUDIO, np.float32)
+  audio = np.zeros((b, 10, 128), np.float32)
+  visual = np.zeros((b, 80, 16), np.float32)
+  for k in range(b):
+    a_proto = rng.uniform(0, 1, (4, 128))
+    v_proto = rng.uniform(0, 1, (4, 16))
+    a_id = rng.integers(0, 4, 10)
+    v_id = rng.integers(0, 4, 10)
+    aud = a_proto[a_id] + rng.normal(0, 0.005, (10, 128))
+    vis = v_proto[v_id] + rng.normal(0, 0.01, (10, 16))
+    quiet = rng.choice(10, 3, replace=False)  # silent snippets, same frames
+    aud[quiet] = sil + np.abs(rng.normal(0, 0.002, (3, 128)))
+    vis[quiet] = v_proto[0]
+    audio[k] = aud
+    visual[k] = np.repeat(vis, 8, axis=0) + rng.normal(0, 0.01, (80, 16))
+  return audio, visual
+
+
+class ReferenceRuleTest(absltest.TestCase):
+  """The data=llp default is the official compute_gt.py rule."""
+
+  def test_silent_embedding_is_the_official_one(self):
+    sil = np.asarray(grounding.LLP_SILENT_AUDIO, np.float32)
+    self.assertEqual((sil.shape, int((sil > 0).sum())), ((128,), 57))
+    np.testing.assert_allclose([sil[3], sil[12], np.linalg.norm(sil)],
+                               [0.2957465, 0.5866772, 2.1915755], rtol=1e-6)
+
+  def test_llp_default_matches_compute_gt(self):
+    avg = avvp_crossmodal.get_config("data=llp,variant=pretrain_e2e").avg
+    self.assertEqual((avg.pos_margin, avg.neg_margin), (0.7, 0.7))
+    audio, visual = reference_like_clips()
+    batch = {"audio": jnp.asarray(audio), "visual": jnp.asarray(visual),
+             "segment_mask": jnp.ones((4, 10))}
+    pos, valid = grounding.ground_truth(batch, avg)
+    want = np.stack([compute_gt(visual[k].reshape(10, 8, -1).mean(1),
+                                audio[k], np.asarray(
+                                    grounding.LLP_SILENT_AUDIO, np.float32))
+                     for k in range(4)])
+    np.testing.assert_array_equal(np.asarray(pos), want)
+    np.testing.assert_array_equal(np.asarray(valid), np.ones_like(want))
+    # The clips tell the rules apart: links on audio only, visual only
+    # and between silent snippets exist, and the synthetic rule makes them.
+    self.assertGreater(want.sum(), 40)
+    syn = avvp_crossmodal.get_config("variant=pretrain_e2e").avg
+    self.assertEqual(syn.link, "any")
+    other, _ = grounding.ground_truth(batch, syn)
+    self.assertGreater(float(np.asarray(other).sum()), want.sum() + 20)
+
+  def test_silence_only_checks_the_earlier_snippet(self):
+    """compute_gt.py tests silent_aud[i] for i < j only."""
+    sil = np.asarray(grounding.LLP_SILENT_AUDIO, np.float64)
+    s = sil / np.linalg.norm(sil)
+    u = np.eye(128)[0]  # orthogonal to s (sil[0] == 0)
+    at = lambda deg: np.cos(np.radians(deg)) * s + np.sin(np.radians(deg)) * u
+    # cos(., silence) > 0.99 below 8.1 degrees: 0 loud (10), 1 silent (5),
+    # their audio cosine cos(5 degrees) > 0.99.
+    loud = at(10.0).astype(np.float32)
+    audio = np.stack([loud, at(5.0)]).astype(np.float32)[None]
+    vis = np.ones((1, 2, 4), np.float32)
+    g = lambda a: np.asarray(grounding.similarity_graph(
+        jnp.asarray(a), jnp.asarray(vis), jnp.ones((1, 2)), 0.99, 0.96,
+        "all", 0.99))[0]
+    self.assertFalse(bool(grounding.silent(jnp.asarray(loud[None, None]),
+                                           0.99)[0, 0]))
+    self.assertTrue(g(audio)[0, 1])
+    self.assertFalse(g(audio[:, ::-1]).any())
 
 
 class MarginLossTest(absltest.TestCase):

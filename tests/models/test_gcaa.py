@@ -40,6 +40,21 @@ class GlobalContextAttentionTest(parameterized.TestCase):
     b = mod.apply(params, pad(q), pad(kv), mask, deterministic=True)
     np.testing.assert_allclose(a, b[:, :3], atol=1e-5)
 
+  def test_first_segment_form_is_segment_0_everywhere(self):
+    """Reference form (the official `[0]`): every query gets query 0's
+    output of the paper form, with the same parameters."""
+    k = jax.random.split(jax.random.PRNGKey(3), 2)
+    q = jax.random.normal(k[0], (2, 5, 8))
+    kv = jax.random.normal(k[1], (2, 5, 8))
+    paper = gcaa.GlobalContextAttention(2, 8, 8)
+    ref = gcaa.GlobalContextAttention(2, 8, 8, first_segment=True)
+    params = paper.init(jax.random.PRNGKey(0), q, kv, deterministic=True)
+    a = paper.apply(params, q, kv, deterministic=True)
+    b = ref.apply(params, q, kv, deterministic=True)
+    np.testing.assert_allclose(b, jnp.broadcast_to(a[:, :1], a.shape),
+                               atol=1e-6)
+    self.assertGreater(float(jnp.abs(a[:, 1:] - a[:, :1]).max()), 1e-3)
+
   def test_global_context_reaches_every_query(self):
     """Changing one query token moves every query through the global mean."""
     x = jax.random.normal(jax.random.PRNGKey(2), (1, 4, 8))
@@ -93,6 +108,70 @@ class CrossModalNetTest(absltest.TestCase):
       np.testing.assert_allclose(out[k], ob[k], atol=1e-5)
     np.testing.assert_allclose(out["disc_logits"], ob["disc_logits"][:, :3],
                                atol=1e-4)
+
+  def test_gcaa_forms_share_params_and_differ(self):
+    x = tn.batch(t=3)
+    kw = dict(d_model=16, d_ff=16, separate_self_attention=True, skip=True,
+              global_context=True)
+    paper = avvp_net.AVVPNet(**kw)
+    ref = avvp_net.AVVPNet(gcaa_first_segment=True, **kw)
+    params = paper.init(jax.random.PRNGKey(0), x, train=False)["params"]
+    ref_params = ref.init(jax.random.PRNGKey(0), x, train=False)["params"]
+    jax.tree.map(np.testing.assert_array_equal, params, ref_params)
+    a = paper.apply({"params": params}, x, train=False)["frame_prob"]
+    b = ref.apply({"params": params}, x, train=False)["frame_prob"]
+    self.assertGreater(float(jnp.abs(a - b).max()), 1e-4)
+
+  def test_disc_relu_and_batch_norm(self):
+    """Reference discriminator: ReLU before the reversal, BatchNorm1d over
+    all B*T*2 rows (running statistics in `batch_stats`, torch's update)."""
+    x = tn.batch(t=3)
+    model = avvp_net.AVVPNet(d_model=16, d_ff=16, adversarial=True,
+                             disc_relu=True, disc_norm="batch")
+    variables = model.init(jax.random.PRNGKey(0), x, train=False)
+    self.assertEqual(set(variables), {"params", "batch_stats"})
+    out, new = model.apply(variables, x, train=True, mutable=["batch_stats"],
+                           rngs={"dropout": jax.random.PRNGKey(1)})
+    feats = jax.nn.relu(jnp.stack([out["audio_emb"], out["visual_emb"]], 2))
+    disc = discriminator.ModalityDiscriminator(norm="batch")
+    dvars = {"params": variables["params"]["modality_disc"],
+             "batch_stats": variables["batch_stats"]["modality_disc"]}
+    want, dnew = disc.apply(dvars, feats, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(out["disc_logits"], want, atol=1e-5)
+    np.testing.assert_array_equal(out["disc_logits"],
+                                  out["disc_logits_detached"])
+    # One update (the detached call leaves the statistics alone), as torch.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+                 new["batch_stats"]["modality_disc"], dnew["batch_stats"])
+    h = np.asarray(feats).reshape(-1, 16) @ np.asarray(
+        variables["params"]["modality_disc"]["dense_0"]["kernel"]) + np.asarray(
+            variables["params"]["modality_disc"]["dense_0"]["bias"])
+    st = new["batch_stats"]["modality_disc"]["norm_0"]
+    np.testing.assert_allclose(st["mean"], 0.1 * h.mean(0), rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(st["var"], 0.9 + 0.1 * h.var(0, ddof=1),
+                               rtol=1e-4)
+    # Evaluation normalises with the running statistics.
+    ev = model.apply({"params": variables["params"],
+                      "batch_stats": new["batch_stats"]}, x, train=False)
+    want_ev = disc.apply({"params": dvars["params"],
+                          "batch_stats": new["batch_stats"]["modality_disc"]},
+                         jax.nn.relu(jnp.stack([ev["audio_emb"],
+                                                ev["visual_emb"]], 2)))
+    np.testing.assert_allclose(ev["disc_logits"], want_ev, atol=1e-5)
+
+  def test_batch_norm_matches_numpy(self):
+    x = jax.random.normal(jax.random.PRNGKey(4), (3, 4, 2, 6)) * 2.0 + 1.0
+    bn = discriminator.TorchBatchNorm()
+    v = bn.init(jax.random.PRNGKey(0), x, train=False)
+    y, _ = bn.apply(v, x, train=True, mutable=["batch_stats"])
+    flat = np.asarray(x).reshape(-1, 6)
+    want = (flat - flat.mean(0)) / np.sqrt(flat.var(0) + 1e-5)
+    np.testing.assert_allclose(np.asarray(y).reshape(-1, 6), want, atol=1e-5)
+    _, same = bn.apply(v, x, train=True, update_stats=False,
+                       mutable=["batch_stats"])
+    jax.tree.map(np.testing.assert_array_equal, same,
+                 {"batch_stats": v["batch_stats"]})
 
   def test_discriminator_shape(self):
     mod = discriminator.ModalityDiscriminator()

@@ -3,8 +3,9 @@
 import tempfile
 
 from absl.testing import absltest
-import pytest
+import jax
 import numpy as np
+import pytest
 
 from avjax.trainers import avvp_weak
 from avjax.trainers import loop
@@ -38,6 +39,41 @@ class CrossModalTrainTest(absltest.TestCase):
     self.assertEqual(scales[0], 0.0)
     self.assertTrue(np.all(np.diff(scales) > 0))
     tu.check_parses(self, wd, "best")  # parse drops the discriminator
+
+  @pytest.mark.slow
+  def test_reference_forms_train_and_restore_batch_stats(self):
+    """form=reference: BatchNorm running statistics are trained, saved and
+    restored with the checkpoint the test split is scored from."""
+    data = tempfile.mkdtemp()
+    tu.write_fake_dataset(data, {"train": 16, "val": 8, "test": 8},
+                          num_shards=2, lengths=(5, 3))
+    c = test_avvp_weak.tiny_config(data)
+    c.model.update(avvp_crossmodal.FORMS["reference"], adversarial=True,
+                   separate_self_attention=True, skip=True,
+                   global_context=True)
+    c.loss.type = "crossmodal"
+    c.num_epochs = 1
+    wd = tempfile.mkdtemp()
+    summary = avvp_weak.train_and_evaluate(c, wd)
+    self.assertEqual(summary["results"]["test"]["num_clips"], 8)
+    s = loop.setup(loop.read_config(wd), train=False)
+    state, _, _ = loop.restore(s, wd, "latest")
+    stats = state.model_state["batch_stats"]["modality_disc"]["norm_0"]
+    self.assertGreater(float(np.abs(jax.device_get(stats["mean"])).max()),
+                       0.0)
+
+  def test_reference_form_is_the_llp_default(self):
+    ref = avvp_crossmodal.get_config("data=llp")
+    paper = avvp_crossmodal.get_config("data=llp,form=paper")
+    for key, value in avvp_crossmodal.FORMS["reference"].items():
+      self.assertEqual(ref.model[key], value)
+      self.assertEqual(paper.model[key],
+                       avvp_crossmodal.FORMS["paper"][key])
+    self.assertEqual(avvp_crossmodal.get_config("").model.disc_norm, "layer")
+    self.assertFalse(avvp_crossmodal.get_config(
+        "data=llp,variant=han").model.shared_fc)
+    with self.assertRaisesRegex(ValueError, "form='x'"):
+      avvp_crossmodal.get_config("form=x")
 
   def test_adversarial_needs_crossmodal_loss(self):
     c = avvp_crossmodal.get_config("runlocal,variant=adv")

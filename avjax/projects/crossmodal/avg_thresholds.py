@@ -5,15 +5,18 @@
       --audio=0.4,0.5,0.6 --visual=0.65,0.8,0.9
 
 AVG pretraining (Lamba et al. 2021) labels two snippets of a graph positive
-when they are in one connected component of "cos(audio) >= a_t or
-cos(visual) >= v_t" (`losses.grounding.ground_truth`, run here as is). On a split
+when they are in one connected component of the config's link rule
+(`avg.link`: "any", cos(audio) >= a_t or cos(visual) >= v_t, the synthetic
+default; "all", the official rule of the data=llp default, cos(audio) > a_t
+and cos(visual) > v_t and not silent; `losses.grounding.ground_truth`, run
+here as is). On a split
 with dense labels (`seg_audio`, `seg_visual`) this compares those positives
 with the truth "the two snippets share an event class, in either modality"
 (off-diagonal pairs of real snippets) and prints, per (a_t, v_t), the
 positive rate, the truth rate, precision, recall and F1 of the pairs, plus
 the precision of the raw audio and visual edges against the same-modality
-truth. That is how `configs/avvp_crossmodal.avg_block`'s thresholds are
-chosen.
+truth. That is how `configs/avvp_crossmodal.avg_block`'s synthetic
+thresholds were chosen.
 """
 
 import itertools

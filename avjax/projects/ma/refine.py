@@ -163,7 +163,7 @@ def score_variants(state, x: Dict[str, jax.Array],
               swap_streams(x, other, AUDIO_KEYS))
   stacked = jax.tree.map(lambda *v: jnp.stack(v), *variants)
   out = jax.vmap(lambda b: state.apply_fn(
-      {"params": state.params}, b, train=False))(stacked)
+      state.variables(), b, train=False))(stacked)
   return {k: jnp.moveaxis(out[k], 0, 1) for k in ("audio_prob", "visual_prob")}
 
 

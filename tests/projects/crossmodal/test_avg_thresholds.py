@@ -23,7 +23,8 @@ class AvgThresholdsTest(absltest.TestCase):
 
   def test_grid_against_hand_counts(self):
     cfg = ml_collections.ConfigDict({"scope": "clip", "audio_threshold": 0.,
-                                     "visual_threshold": 0.})
+                                     "visual_threshold": 0., "link": "any",
+                                     "silence_threshold": 2.0})
     rows = avg_thresholds.grid([_batch()], cfg, [0.9], [0.4, 0.6])
     loose, strict = rows  # visual 0.4 links everything; 0.6 nothing
     # strict: components {0, 1}, {2}: the 2 ordered pairs (0,1), (1,0) of 6.
