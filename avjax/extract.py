@@ -45,6 +45,7 @@ it in place of that video's features and goes on with the rest.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import multiprocessing
@@ -494,6 +495,76 @@ def extract_many(paths: List[str], cfg: ExtractConfig,
     bar.tick(final=True)
 
 
+def cache_key(path: str, cfg: ExtractConfig) -> str:
+  """The feature cache's name for `path` as it is now (absolute path, size,
+  modification time) under the extraction settings of `cfg`."""
+  st = os.stat(path)
+  weights = []  # the weight files as they are now, not only their names
+  for k in ("vggish_weights", "vggish_pca", "resnet_weights",
+            "r2plus1d_weights"):
+    w = getattr(cfg, k)
+    if cfg.weights == "files" and w and os.path.exists(w):
+      ws = os.stat(w)
+      weights.append([k, ws.st_size, ws.st_mtime_ns])
+  blob = json.dumps([os.path.abspath(path), st.st_size, st.st_mtime_ns,
+                     cfg.describe(), weights], sort_keys=True, default=str)
+  return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _save_features(target: str, res: Dict[str, Any]) -> None:
+  with open(target + ".tmp", "wb") as f:  # atomic: resumable at any time
+    np.savez(f, audio=res["audio"], visual=res["visual"],
+             motion=res["motion"], info=json.dumps(res["info"]))
+  os.replace(target + ".tmp", target)
+
+
+def _load_features(path: str) -> Optional[Dict[str, Any]]:
+  """A cached entry, or None when it is unreadable (then re-extracted)."""
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      out = {k: z[k] for k in ("audio", "visual", "motion")}
+      out["info"] = json.loads(str(z["info"]))
+    return out
+  except (OSError, ValueError, KeyError, EOFError):
+    return None
+
+
+def extract_many_cached(paths: List[str], cfg: ExtractConfig,
+                        cache_dir: Optional[str],
+                        extractor: Optional[Extractor] = None,
+                        progress: bool = True
+                        ) -> Iterator[Tuple[str, Any]]:
+  """`extract_many` through a feature cache: a video whose file and settings
+  are unchanged since it was last extracted into `cache_dir` is read back
+  (no decoding, no model); the others are extracted and stored. Yields in
+  path order; `cache_dir` None or empty: no cache."""
+  if not cache_dir:
+    yield from extract_many(paths, cfg, extractor, progress)
+    return
+  os.makedirs(cache_dir, exist_ok=True)
+  targets = {}
+  for p in paths:
+    try:
+      targets[p] = os.path.join(cache_dir, cache_key(p, cfg) + ".npz")
+    except OSError:
+      targets[p] = None  # missing file: extract_many names the error
+  hits = {p: _load_features(t) for p, t in targets.items()
+          if t and os.path.exists(t)}
+  hits = {p: f for p, f in hits.items() if f is not None}
+  todo = [p for p in paths if p not in hits]
+  fresh = extract_many(todo, cfg, extractor, progress) if todo else iter(())
+  for p in paths:
+    if p in hits:
+      yield p, hits[p]
+      continue
+    q, res = next(fresh)
+    assert q == p, (q, p)
+    if not isinstance(res, Exception) and targets[p]:
+      _save_features(targets[p], res)
+    yield p, res
+  next(fresh, None)  # lets extract_many finish (its final progress line)
+
+
 def extract(path: str, cfg: ExtractConfig,
             extractor: Optional[Extractor] = None) -> Dict[str, Any]:
   """Features of one video (module doc); raises VideoFailed naming it."""
@@ -562,11 +633,7 @@ def extract_folder(videos: str, out_dir: str, cfg: ExtractConfig,
     if isinstance(res, Exception):
       failed.append({"video": path, "error": str(res)})
       continue
-    target = os.path.join(out_dir, video_id(path) + ".npz")
-    with open(target + ".tmp", "wb") as f:  # atomic: resumable at any time
-      np.savez(f, audio=res["audio"], visual=res["visual"],
-               motion=res["motion"], info=json.dumps(res["info"]))
-    os.replace(target + ".tmp", target)
+    _save_features(os.path.join(out_dir, video_id(path) + ".npz"), res)
   seconds = time.time() - start
   _write_json(os.path.join(out_dir, FAILED_FILE), failed)
   done = len(todo) - len(failed)

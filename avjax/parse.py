@@ -77,6 +77,10 @@ flags.DEFINE_float("threshold", None, "Decision threshold (default: the "
 flags.DEFINE_string("ground_truth", None, "Known events (JSON / JSON lines) "
                     "to draw beside the predictions and score against.")
 flags.DEFINE_bool("progress", True, "Progress (videos/s, ETA) on stderr.")
+flags.DEFINE_string("feature_cache", None, "Folder of extracted features "
+                    "to reuse: a video whose file and extraction settings are "
+                    "unchanged is not decoded or extracted again (e.g. when "
+                    "parsing the same videos with several trained runs).")
 extract_lib.define_flags()
 FLAGS = flags.FLAGS
 
@@ -463,7 +467,8 @@ def parse_videos(paths: Sequence[str], run: Run, out_dir: str,
                  cfg: extract_lib.ExtractConfig, *, threshold: float,
                  truth: Optional[Dict[str, list]] = None,
                  many: bool = True, extractor=None,
-                 progress: bool = True) -> Dict[str, Any]:
+                 progress: bool = True,
+                 feature_cache: Optional[str] = None) -> Dict[str, Any]:
   """Parses every video; writes the outputs (module doc); returns
   {"records", "failed", "scores"}."""
   os.makedirs(out_dir, exist_ok=True)
@@ -471,8 +476,8 @@ def parse_videos(paths: Sequence[str], run: Run, out_dir: str,
   records, failed = [], []
   model = {"workdir": run.workdir, "checkpoint": run.checkpoint,
            "step": run.step, "threshold": threshold, "gating": run.gating}
-  for path, feats in extract_lib.extract_many(list(paths), cfg, extractor,
-                                              progress):
+  for path, feats in extract_lib.extract_many_cached(
+      list(paths), cfg, feature_cache, extractor, progress):
     if isinstance(feats, Exception):
       failed.append({"video": path, "error": str(feats)})
       cli.report(PROG, str(feats))
@@ -520,7 +525,8 @@ def main(argv):
     raise ParseError(f"--threshold={threshold}: must be in (0, 1)")
   cfg = extraction_config(run)
   res = parse_videos(paths, run, FLAGS.out, cfg, threshold=threshold,
-                     truth=truth, many=many, progress=FLAGS.progress)
+                     truth=truth, many=many, progress=FLAGS.progress,
+                     feature_cache=FLAGS.feature_cache)
   n, bad = len(res["records"]), len(res["failed"])
   line = f"{PROG}: parsed {n} of {n + bad} video(s) into {FLAGS.out}"
   if res["scores"]:

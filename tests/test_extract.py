@@ -101,6 +101,51 @@ def test_extract_folder_resumes_and_reports_bad_files(demo, tmp_path):
         weights="random", seed=1, **SMALL), ex, progress=False)
 
 
+def test_feature_cache_reuses_unchanged_videos_only(demo, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  vids = tmp_path / "v"
+  vids.mkdir()
+  for n in ("demo_000.mp4", "short.mp4"):
+    shutil.copy(demo / n, vids / n)
+  paths = [str(vids / "demo_000.mp4"), str(vids / "missing.mp4"),
+           str(vids / "short.mp4")]
+  cfg = extract.ExtractConfig(weights="random", **SMALL)
+  calls = []
+
+  class Counting(extract.Extractor):
+    def features(self, decoded):
+      calls.append(decoded["path"])
+      return super().features(decoded)
+
+  ex = Counting(cfg, fake_models())
+  cache = str(tmp_path / "cache")
+
+  def run(c=cfg):
+    return list(extract.extract_many_cached(paths, c, cache, ex,
+                                            progress=False))
+
+  first = run()
+  assert [p for p, _ in first] == paths
+  assert isinstance(first[1][1], extract.VideoFailed)  # named, not cached
+  assert calls == [paths[0], paths[2]] and len(os.listdir(cache)) == 2
+  again = run()  # nothing decoded or extracted: the same features back
+  assert calls == [paths[0], paths[2]]
+  for (_, a), (_, b) in zip(first[::2], again[::2]):
+    for k in ("audio", "visual", "motion"):
+      np.testing.assert_array_equal(a[k], b[k])
+    assert a["info"] == b["info"]
+  os.utime(paths[2], ns=(0, 10**18))  # a changed file is extracted again
+  run()
+  assert calls[2:] == [paths[2]]
+  run(extract.ExtractConfig(weights="random", seed=1, **SMALL))  # settings
+  assert calls[3:] == [paths[0], paths[2]]
+  # an unreadable entry is extracted again, not trusted
+  for f in os.listdir(cache):
+    (tmp_path / "cache" / f).write_bytes(b"garbage")
+  run()
+  assert len(calls) == 7
+
+
 def test_decoder_pool_keeps_order(demo):
   cfg = extract.ExtractConfig(**dict(SMALL, workers=2))
   paths = [str(demo / n) for n in ("short.mp4", "missing.mp4",
