@@ -46,6 +46,7 @@ it in place of that video's features and goes on with the rest.
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -94,13 +95,14 @@ class ExtractConfig:
   motion_size: int = 112
   batch_size: int = 16            # frames (and clips, examples) per device call
   workers: int = 2                # decoder processes (0: decode in-process)
+  chunk_segments: int = 600       # longer videos stream in chunks of this
 
   def check(self) -> "ExtractConfig":
     if self.weights not in ("files", "random"):
       raise ExtractError(f"--weights={self.weights!r}: 'files' (the "
                          "published checkpoints) or 'random' (tests/demos)")
     for k in ("frames_per_segment", "resize", "frame_size", "motion_size",
-              "batch_size"):
+              "batch_size", "chunk_segments"):
       if getattr(self, k) < 1:
         raise ExtractError(f"--{k}={getattr(self, k)}: must be >= 1")
     if self.frame_size > self.resize:
@@ -114,7 +116,7 @@ class ExtractConfig:
   def describe(self) -> Dict[str, Any]:
     """What determines the features (kept beside them; not paths)."""
     d = dataclasses.asdict(self)
-    for k in ("batch_size", "workers"):
+    for k in ("batch_size", "workers", "chunk_segments"):
       d.pop(k)
     if self.weights == "random":
       d["note"] = RANDOM_NOTE
@@ -149,6 +151,10 @@ _HELP = {
     "motion_size": "R(2+1)D frame size (112)",
     "batch_size": "frames/clips/examples per device call (times devices)",
     "workers": "decoder processes (0: decode in the main process)",
+    "chunk_segments": "a video longer than this many 1 s segments is "
+                      "decoded and extracted chunk by chunk in the main "
+                      "process (host memory bounded by the chunk: about "
+                      "1.3 MB of frames per segment at LLP's sizes)",
 }
 
 
@@ -203,46 +209,103 @@ def _pad_frames(frames: List[np.ndarray], n: int) -> np.ndarray:
   return np.stack(frames)
 
 
+def _probe(path: str):
+  """(VideoInfo, T, notes) of a video (notes: e.g. no audio track)."""
+  from avjax.data.video import decode  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", decode.MissingAudioWarning)
+    info = decode.check_video(path)
+  notes = sorted({str(w.message) for w in caught
+                  if issubclass(w.category, decode.MissingAudioWarning)})
+  return info, num_segments(info.duration_s), notes
+
+
+def _audio_examples(path: str, info, t: int, notes: List[str]) -> np.ndarray:
+  """float32 [T, 15600]: the 0.96 s VGGish example starting each segment."""
+  from avjax.data.video import decode  # pylint: disable=g-import-not-at-top
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", decode.MissingAudioWarning)
+    wave = decode.audio_16k_mono(path, info=info)
+  notes += sorted({str(w.message) for w in caught
+                   if issubclass(w.category, decode.MissingAudioWarning)}
+                  - set(notes))
+  full = np.zeros(t * SAMPLE_RATE + AUDIO_EXAMPLE_SAMPLES, np.float32)
+  full[:min(wave.size, t * SAMPLE_RATE)] = wave[:t * SAMPLE_RATE]
+  idx = (np.arange(t)[:, None] * SAMPLE_RATE +
+         np.arange(AUDIO_EXAMPLE_SAMPLES))
+  return full[idx]
+
+
+def _frame_streams(path: str, info, cfg: ExtractConfig):
+  """Two streams of uint8 frames at frames_per_segment fps: centre crops
+  [S, S, 3] for the ResNet (cropped as they stream, so the resized frame is
+  freed) and [M, M, 3] frames for R(2+1)D."""
+  from avjax.data.video import decode  # pylint: disable=g-import-not-at-top
+  fps = cfg.frames_per_segment
+  h, w = _resized_size(info.height, info.width, cfg.resize)
+  y0, x0 = (h - cfg.frame_size) // 2, (w - cfg.frame_size) // 2
+  big = (f[y0:y0 + cfg.frame_size, x0:x0 + cfg.frame_size].copy()
+         for _, f in decode.frames_at(path, fps, (h, w)))
+  small = (f for _, f in decode.frames_at(path, fps, (cfg.motion_size,) * 2))
+  return big, small
+
+
+def _take(stream, n: int, last: Optional[np.ndarray]):
+  """The next n frames of a stream, padded with the last one decoded."""
+  out = list(itertools.islice(stream, n))
+  got = len(out)
+  if not out:
+    if last is None:
+      raise ValueError("no frames decoded")
+    out = [last]
+  return _pad_frames(out, n), got
+
+
 def decode_video(path: str, cfg: ExtractConfig) -> Dict[str, Any]:
   """Host-side inputs of one video (runs in a decoder process).
 
   Returns {"path", "num_segments" T, "info" (VideoInfo fields + notes),
   "waves" float32 [T, 15600], "frames" uint8 [T*F, S, S, 3], "clips" uint8
-  [T, F, M, M, 3]}. Raises decode.VideoError naming the file.
+  [T, F, M, M, 3]}; a video longer than `cfg.chunk_segments` instead gets
+  "chunked": True and no arrays (`decode_chunks` streams them). Raises
+  decode.VideoError naming the file.
   """
-  from avjax.data.video import decode  # pylint: disable=g-import-not-at-top
-  notes = []
-  with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always", decode.MissingAudioWarning)
-    info = decode.check_video(path)
-    t = num_segments(info.duration_s)
-    wave = decode.audio_16k_mono(path, info=info)
-  notes += [str(w.message) for w in caught
-            if issubclass(w.category, decode.MissingAudioWarning)]
-  notes = sorted(set(notes))
-  full = np.zeros(t * SAMPLE_RATE + AUDIO_EXAMPLE_SAMPLES, np.float32)
-  full[:min(wave.size, t * SAMPLE_RATE)] = wave[:t * SAMPLE_RATE]
-  idx = (np.arange(t)[:, None] * SAMPLE_RATE +
-         np.arange(AUDIO_EXAMPLE_SAMPLES))
-  waves = full[idx]
-  n = t * cfg.frames_per_segment
-  fps = cfg.frames_per_segment
-  h, w = _resized_size(info.height, info.width, cfg.resize)
-  y0, x0 = (h - cfg.frame_size) // 2, (w - cfg.frame_size) // 2
-  # Cropped as they stream (a copy, so the resized frame is freed): host
-  # memory is T*F*S*S*3 bytes (10 s at LLP's sizes: 12 MB; an hour: 4.3 GB).
-  cropped = [f[y0:y0 + cfg.frame_size, x0:x0 + cfg.frame_size].copy()
-             for _, f in decode.frames_at(path, fps, (h, w))]
-  num_decoded = len(cropped)
-  frames = _pad_frames(cropped, n)
-  del cropped
-  small = [f for _, f in decode.frames_at(path, fps, (cfg.motion_size,) * 2)]
-  clips = _pad_frames(small, n).reshape(t, fps, cfg.motion_size,
-                                        cfg.motion_size, 3)
+  info, t, notes = _probe(path)
   meta = dataclasses.asdict(info)
-  meta.update(num_segments=t, decoded_frames=num_decoded, notes=notes)
+  meta.update(num_segments=t, notes=notes)
+  if t > cfg.chunk_segments:
+    return {"path": path, "num_segments": t, "info": meta, "chunked": True}
+  waves = _audio_examples(path, info, t, notes)
+  meta["notes"] = notes
+  chunk = next(decode_chunks(path, cfg, info, t, waves, chunk_segments=t))
+  meta["decoded_frames"] = chunk["decoded_frames"]
   return {"path": path, "num_segments": t, "info": meta, "waves": waves,
-          "frames": frames, "clips": clips}
+          "frames": chunk["frames"], "clips": chunk["clips"]}
+
+
+def decode_chunks(path: str, cfg: ExtractConfig, info, t: int,
+                  waves: np.ndarray, chunk_segments: Optional[int] = None
+                  ) -> Iterator[Dict[str, Any]]:
+  """Segments [s0, s1) of a video, `chunk_segments` at a time, in one pass
+  over the file: {"s0", "s1", "waves", "frames" [n*F, S, S, 3], "clips"
+  [n, F, M, M, 3], "decoded_frames" (so far)}; frames past the end of the
+  stream repeat the last decoded one."""
+  step = chunk_segments or cfg.chunk_segments
+  fps = cfg.frames_per_segment
+  big, small = _frame_streams(path, info, cfg)
+  last_big = last_small = None
+  decoded = 0
+  for s0 in range(0, t, step):
+    s1 = min(t, s0 + step)
+    n = (s1 - s0) * fps
+    frames, got = _take(big, n, last_big)
+    clips, _ = _take(small, n, last_small)
+    decoded += got
+    last_big, last_small = frames[-1], clips[-1]
+    yield {"s0": s0, "s1": s1, "waves": waves[s0:s1], "frames": frames,
+           "clips": clips.reshape(s1 - s0, fps, cfg.motion_size,
+                                  cfg.motion_size, 3),
+           "decoded_frames": decoded}
 
 
 def _decode_safe(task):
@@ -428,15 +491,34 @@ class Extractor:
     return np.concatenate(out).reshape(len(x), -1)
 
   def features(self, decoded: Dict[str, Any]) -> Dict[str, Any]:
-    """{"audio", "visual", "motion", "info"} of one decode_video result."""
-    res = {k: self._run(k, decoded[INPUTS[k]]) for k in STREAMS
-           if k in self.models}
+    """{"audio", "visual", "motion", "info"} of one decode_video result
+    (a chunked one is decoded here, chunk by chunk)."""
     info = dict(decoded["info"])
+    if decoded.get("chunked"):
+      res, info = self._chunked_features(decoded["path"], info)
+    else:
+      res = {k: self._run(k, decoded[INPUTS[k]]) for k in STREAMS
+             if k in self.models}
     info["extraction"] = self.cfg.describe()
     if self.cfg.weights == "random":
       info["notes"] = list(info.get("notes", [])) + [RANDOM_NOTE]
     res["info"] = info
     return res
+
+
+  def _chunked_features(self, path: str, info: Dict[str, Any]):
+    from avjax.data.video import decode  # pylint: disable=g-import-not-at-top
+    vi = decode.VideoInfo(**{f.name: info[f.name] for f in
+                             dataclasses.fields(decode.VideoInfo)})
+    t, notes = info["num_segments"], list(info["notes"])
+    waves = _audio_examples(path, vi, t, notes)
+    parts = {k: [] for k in STREAMS if k in self.models}
+    for chunk in decode_chunks(path, self.cfg, vi, t, waves):
+      for k in parts:
+        parts[k].append(self._run(k, chunk[INPUTS[k]]))
+      info["decoded_frames"] = chunk["decoded_frames"]
+    info.update(notes=notes, chunk_segments=self.cfg.chunk_segments)
+    return {k: np.concatenate(v) for k, v in parts.items()}, info
 
 
 # ------------------------------------------------------------ progress, API

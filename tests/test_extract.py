@@ -1,6 +1,7 @@
 """avjax.extract: segments, decoding to model inputs, the device loop (small
 fake models), the resumable folder extraction with bad files."""
 
+import dataclasses
 import json
 import os
 
@@ -73,6 +74,26 @@ def test_extractor_features(demo):
       SMALL, batch_size=7)), fake_models())
   out2 = extract.extract(str(demo / "demo_000.mp4"), cfg, ex2)
   np.testing.assert_allclose(out["visual"], out2["visual"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,chunk", [("demo_000.mp4", 3),
+                                        ("short.mp4", 2)])
+def test_long_videos_stream_in_chunks_with_the_same_features(demo, name,
+                                                             chunk):
+  cfg = extract.ExtractConfig(weights="random", **SMALL)
+  whole = extract.extract(str(demo / name), cfg,
+                          extract.Extractor(cfg, fake_models()))
+  small = dataclasses.replace(cfg, chunk_segments=chunk)
+  d = extract.decode_video(str(demo / name), small)
+  assert d["chunked"] and "frames" not in d  # nothing decoded up front
+  chunked = extract.extract(str(demo / name), small,
+                            extract.Extractor(small, fake_models()))
+  for k in ("audio", "visual", "motion"):
+    np.testing.assert_allclose(chunked[k], whole[k], rtol=1e-5, atol=1e-6)
+  assert chunked["info"]["decoded_frames"] == whole["info"]["decoded_frames"]
+  assert chunked["info"]["chunk_segments"] == chunk
+  # the chunk size does not enter the features' settings
+  assert small.describe() == cfg.describe()
 
 
 def test_extract_folder_resumes_and_reports_bad_files(demo, tmp_path):
