@@ -154,7 +154,7 @@ _HELP = {
     "chunk_segments": "a video longer than this many 1 s segments is "
                       "decoded and extracted chunk by chunk in the main "
                       "process (host memory bounded by the chunk: about "
-                      "1.3 MB of frames per segment at LLP's sizes)",
+                      "1.5 MB of frames per segment at LLP's sizes)",
 }
 
 
