@@ -130,7 +130,8 @@ class PairingTest(absltest.TestCase):
       m = b["segment_mask"][:, :, None]
       return {"audio_prob": (b["audio"] * m).sum(1),
               "visual_prob": (b["motion"] * m).sum(1)}
-    state = types.SimpleNamespace(apply_fn=apply_fn, params={})
+    state = types.SimpleNamespace(apply_fn=apply_fn, params={},
+                                  variables=lambda: {"params": {}})
     own = {"audio": jnp.full((2, 3, 1), 1.0),
            "motion": jnp.full((2, 3, 1), 2.0), "visual": jnp.zeros((2, 6, 1)),
            "segment_mask": jnp.array([[1, 1, 1], [1, 1, 0]], jnp.float32)}
