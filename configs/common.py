@@ -52,8 +52,8 @@ def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
   shuffle_buffer: 0 (default) makes every training epoch a uniform random
   permutation of the clips (the reference code's DataLoader(shuffle=True));
   N > 0 reads the shards in a seeded order through an N-clip buffer.
-  extra_train_splits: splits also trained on, those the dataset has (e.g.
-  AVE's background-only `train_noisy`)."""
+  extra_train_splits: splits also trained on (e.g. AVE's background-only
+  `train_noisy`); the trainer refuses a dataset without one of them."""
   return ml_collections.ConfigDict({
       "name": name, "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
       "train_split": "train", "val_split": "val", "test_split": "test",

@@ -168,10 +168,20 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
   data_dir = datasets.resolve(config.data)
   features = models.input_features(config.model)
   info = tfrecord.read_info(data_dir)
+  absent = [s for s in config.data.extra_train_splits
+            if s not in info["splits"]]
+  if absent:  # never train without a split the config names, silently
+    extra = tuple(config.data.extra_train_splits)
+    raise ValueError(
+        f"config.data.extra_train_splits={extra}: {data_dir} has no split "
+        f"{absent} (it has "
+        f"{sorted(info['splits'])}); convert the data with it (AVE: the "
+        "background-only clips audio_feature_noisy.h5, visual_feature_noisy"
+        ".h5, labels_noisy.h5; `python -m avjax.prepare ave --noisy=yes`), "
+        "or train without it: --config.data.extra_train_splits='()'")
   src = pipeline.Source(
       data_dir, config.data.train_split, features, jax.process_index(),
-      jax.process_count(), extra_splits=tuple(
-          s for s in config.data.extra_train_splits if s in info["splits"]))
+      jax.process_count(), extra_splits=tuple(config.data.extra_train_splits))
   missing = [k for k in losses.label_keys(config)
              if k not in src.info["splits"][src.split]["label_keys"]]
   if missing:
