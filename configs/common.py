@@ -58,6 +58,9 @@ def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
       "name": name, "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
       "train_split": "train", "val_split": "val", "test_split": "test",
       "extra_train_splits": tuple(extra_train_splits),
+      # "clip": a batch holds batch_size clips; "segment": batch_size single
+      # segments (AVE cross-modality localization's reference pairs).
+      "batch_unit": "clip",
       **extra, "shuffle_buffer": shuffle_buffer,
       "synthetic": synthetic_settings})
 
