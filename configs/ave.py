@@ -26,9 +26,11 @@ Arguments (`:k=v,...`):
               paper      Eq. 4's attention (audio term added to every
                          region), ReLU -> 64 -> ReLU head, softmax cross-
                          entropy, MIL mean pooling (Eq. 7)
-            Not built: the reference fine-tunes DMRN from the trained
-            A+V-att model (supervised_main.py's comment); avjax trains it
-            from scratch.
+            The reference fine-tunes DMRN from the trained A+V-att model
+            (supervised_main.py's comment): train A+V-att first, then
+            `:data=ave,fusion=dmrn --config.model.init_from=AV_ATT_WORKDIR`
+            (its latest checkpoint's attention and BiLSTMs); without it
+            DMRN trains from scratch.
 Tables (each row's test accuracy into DIR/table.md):
   python -m avjax.sweep --config=configs/ave.py --hyper=table1 --workdir=DIR
   python -m avjax.sweep --config=configs/ave.py --hyper=table2 --workdir=DIR
@@ -81,7 +83,10 @@ def model(**overrides) -> ml_collections.ConfigDict:
       "attention_form": "paper",
       # "mlp" (ReLU -> head_hidden -> ReLU -> C, the reference att_Net's) or
       # "linear" (-> C, the reference TBMRF_Net's DMRN head).
-      "head": "mlp"})
+      "head": "mlp",
+      # a trained run's workdir whose attention and BiLSTMs initialise this
+      # one (the reference fine-tunes DMRN from A+V-att: ave_net.init_params)
+      "init_from": ""})
   m.update(overrides)
   return m
 

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import ave_fusion
+from avjax.utils import pretrained
 
 
 class AudioGuidedAttention(nn.Module):
@@ -242,6 +243,18 @@ def build(model_cfg, info: dict) -> AVENet:
       fusion_dropout=model_cfg.fusion_dropout,
       attention_form=model_cfg.get("attention_form", "paper"),
       head=model_cfg.get("head", "mlp"))
+
+
+# What `model.init_from` (a trained run's workdir, e.g. A+V-att) provides:
+# the reference's DMRN "was trained by fine-tuning the AV_att model"
+# (supervised_main.py), i.e. from its attention and BiLSTMs.
+INIT_SUBTREES = ("attention", "lstm_a", "lstm_v")
+
+
+def init_params(state, model_cfg):
+  """A fresh run's state with `INIT_SUBTREES` of `model.init_from`'s latest
+  checkpoint (shapes checked); unchanged when it is empty."""
+  return pretrained.init_params(state, model_cfg, INIT_SUBTREES)
 
 
 def input_features(model_cfg) -> tuple:

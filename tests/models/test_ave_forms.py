@@ -2,13 +2,18 @@
 paper's: the attention's per-region audio term, DMRN's linear head, the
 soft-margin loss on softmax outputs, MIL max pooling (#19 item 4)."""
 
+import types
+from unittest import mock
+
 from absl.testing import absltest
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from avjax.losses import ave as ave_losses
 from avjax.models import ave_net
+from avjax.utils import pretrained
 from configs import ave as ave_config
 
 INFO = {"classes": [f"c{i}" for i in range(29)]}
@@ -93,6 +98,31 @@ class FormsTest(absltest.TestCase):
     got = ave_losses.loss_fn(out, batch, config=cfg)["loss"]
     np.testing.assert_allclose(
         got, torch_soft_margin(softmax(logits.max(1)), labels), rtol=1e-5)
+
+
+  @pytest.mark.slow  # two BiLSTM networks initialised (~15 s on a busy CPU)
+  def test_dmrn_initialised_from_a_trained_av_att_run(self):
+    x = {"audio": jnp.ones((1, 3, 6)), "visual_map": jnp.ones((1, 3, 7, 7, 4)),
+         "segment_mask": jnp.ones((1, 3))}
+    small = dict(lstm_hidden=4, att_dim=8, fusion_dim=8)
+    att = ave_config.get_config("data=ave").model
+    att.update(small)
+    dmrn = ave_config.get_config("data=ave,fusion=dmrn").model
+    dmrn.update(small, init_from="/runs/av_att")
+    trained = ave_net.build(att, INFO).init(jax.random.PRNGKey(1), x)["params"]
+    fresh = ave_net.build(dmrn, INFO).init(jax.random.PRNGKey(2), x)["params"]
+    state = types.SimpleNamespace(
+        params=fresh, replace=lambda params: types.SimpleNamespace(
+            params=params))
+    with mock.patch.object(pretrained, "load_params",
+                           return_value=trained) as load:
+      got = ave_net.init_params(state, dmrn).params
+    load.assert_called_once_with("/runs/av_att")
+    for k in ave_net.INIT_SUBTREES:
+      jax.tree.map(np.testing.assert_array_equal, got[k], trained[k])
+    jax.tree.map(np.testing.assert_array_equal, got["head"], fresh["head"])
+    dmrn.init_from = ""
+    self.assertIs(ave_net.init_params(state, dmrn), state)
 
 
 if __name__ == "__main__":
