@@ -13,6 +13,24 @@ Arguments (`:k=v,...`):
   blocks    stacked MRN/DMRN blocks (default 1)
   data      synthetic (default) | ave (`python -m avjax.prepare ave ...`,
             then --config.data.data_dir=DIR; the reference schedule)
+  form      reference (default with data=ave) | paper (default otherwise):
+            the official code's forms (YapengTian/AVE-ECCV18) or the
+            paper's, where they differ (`FORMS`):
+              reference  audio-guided attention as the code computes it
+                         (affine_g(a) entry i added to region i, no biases;
+                         model.attention_form), DMRN's output straight to
+                         Linear(256, C) (model.head=linear, TBMRF_Net),
+                         MultiLabelSoftMarginLoss on the softmax outputs
+                         (loss.form=soft_margin), MIL max pooling over the
+                         segment scores (loss.pooling=max)
+              paper      Eq. 4's attention (audio term added to every
+                         region), ReLU -> 64 -> ReLU head, softmax cross-
+                         entropy, MIL mean pooling (Eq. 7)
+            The reference fine-tunes DMRN from the trained A+V-att model
+            (supervised_main.py's comment): train A+V-att first, then
+            `:data=ave,fusion=dmrn --config.model.init_from=AV_ATT_WORKDIR`
+            (its latest checkpoint's attention and BiLSTMs); without it
+            DMRN trains from scratch.
 Tables (each row's test accuracy into DIR/table.md):
   python -m avjax.sweep --config=configs/ave.py --hyper=table1 --workdir=DIR
   python -m avjax.sweep --config=configs/ave.py --hyper=table2 --workdir=DIR
@@ -49,7 +67,8 @@ STAGES = ("early", "late", "decision")
 
 
 def model(**overrides) -> ml_collections.ConfigDict:
-  """The reference AVE network (reference_notes.md)."""
+  """The AVE network, in the paper's forms (`FORMS["reference"]` has the
+  official code's)."""
   m = ml_collections.ConfigDict({
       "name": "ave_net", "modalities": "av", "attention": True,
       "fusion": "concat", "stage": "late", "lstm_hidden": 128,
@@ -59,7 +78,15 @@ def model(**overrides) -> ml_collections.ConfigDict:
       # (ave_fusion docstring); False reproduces the unnormalised form.
       "fusion_input_norm": True,
       # dropout on the fused features while training (the reference: none).
-      "fusion_dropout": 0.0})
+      "fusion_dropout": 0.0,
+      # "paper" (Eq. 4) or "reference" (the code's per-region audio term).
+      "attention_form": "paper",
+      # "mlp" (ReLU -> head_hidden -> ReLU -> C, the reference att_Net's) or
+      # "linear" (-> C, the reference TBMRF_Net's DMRN head).
+      "head": "mlp",
+      # a trained run's workdir whose attention and BiLSTMs initialise this
+      # one (the reference fine-tunes DMRN from A+V-att: ave_net.init_params)
+      "init_from": ""})
   m.update(overrides)
   return m
 
@@ -94,12 +121,25 @@ def base(experiment_name: str) -> ml_collections.ConfigDict:
   return c
 
 
+# The official code's forms and the paper's (module docstring: `form`).
+FORMS = {
+    "reference": {"model.attention_form": "reference",
+                  "model.head": "linear for DMRN, else mlp",
+                  "loss.form": "soft_margin", "loss.pooling": "max"},
+    "paper": {"model.attention_form": "paper", "model.head": "mlp",
+              "loss.form": "softmax_ce", "loss.pooling": "mean"},
+}
+
+
 def get_config(arg=None):
   arg = common.parse_arg(arg, variant="av_att", weak=False, fusion="concat",
-                         stage="late", blocks=1, data="synthetic",
+                         stage="late", blocks=1, data="synthetic", form="",
                          runlocal=False)
   if arg.variant not in VARIANTS:
     raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
+  form = arg.form or ("reference" if arg.data == "ave" else "paper")
+  if form not in FORMS:
+    raise ValueError(f"form={form!r}; valid: {sorted(FORMS)}")
   c = base("ave_" + "_".join(
       [("w_" if arg.weak else "") + arg.variant, arg.stage, arg.fusion] +
       ([f"x{arg.blocks}"] if arg.blocks != 1 else [])))
@@ -107,9 +147,17 @@ def get_config(arg=None):
   c.model = model(fusion=arg.fusion, stage=arg.stage, num_blocks=arg.blocks,
                   **VARIANTS[arg.variant])
   c.data = data(arg.data, arg.weak)
+  ref = form == "reference"
+  c.model.attention_form = "reference" if ref else "paper"
+  c.model.head = "linear" if ref and arg.fusion == "dmrn" else "mlp"
   c.loss = ml_collections.ConfigDict(
       {"type": "mil" if arg.weak else "segment",
-       "pooling": "mean"})  # paper Eq. 7; the reference code uses "max"
+       # MIL pooling of the segment scores: "mean" (paper Eq. 7) or "max"
+       # (the reference's models_weakly.py: MaxPool1d over the 10 segments)
+       "pooling": "max" if ref else "mean",
+       # "softmax_ce" or "soft_margin" (losses/ave.py: the reference's
+       # MultiLabelSoftMarginLoss on the softmax outputs)
+       "form": "soft_margin" if ref else "softmax_ce"})
   c.eval = ml_collections.ConfigDict({"evaluator": "ave_acc",
                                       "best_metric": "acc"})
   c.table_keys = ["acc", "acc_event", "acc_background", "att_mass",

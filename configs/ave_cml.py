@@ -8,6 +8,17 @@ the test clips whose event is shorter than the clip):
   python -m avjax.sweep --config=configs/ave_cml.py --hyper=table3 \
       --workdir=DIR
 Schedule: the reference's batch 8, 20 epochs (also on the synthetic data).
+Training protocol (`:form=NAME`; default `reference` with data=ave, `avjax`
+otherwise):
+  reference  the official code (cmm_train.py): same-time pairs (A_t, V_t),
+             y = 1 on event segments and 0 on background ones, no shifted
+             or cross-clip negatives, no balancing (loss.pairs=same_time);
+             batches of 8 *pairs* (data.batch_unit=segment: 10x the updates
+             of 8 clips); the final model is reported (eval.checkpoint=
+             final; the reference saves its weights after the last epoch).
+  avjax      the earlier form: batches of 8 clips; event pairs against
+             shifted (A_i, V_j) and cross-clip negatives, weighed half and
+             half (loss.pairs=shifted); the best epoch on val reported.
 Real AVE after `python -m avjax.prepare ave ...` (needs visual_feature_vec.h5):
   python -m avjax.main --config=configs/ave_cml.py:data=ave \
       --config.data.data_dir=DIR --workdir=...
@@ -24,13 +35,21 @@ VARIANTS = {
     "dcca": {"kind": "dcca", "out": 16},
 }
 LOSSES = {"avdln": "contrastive", "dcca": "dcca"}
+FORMS = {  # see the module docstring
+    "reference": {"pairs": "same_time", "batch_unit": "segment",
+                  "checkpoint": "final"},
+    "avjax": {"pairs": "shifted", "batch_unit": "clip", "checkpoint": "best"},
+}
 
 
 def get_config(arg=None):
-  arg = common.parse_arg(arg, variant="avdln", data="synthetic",
+  arg = common.parse_arg(arg, variant="avdln", data="synthetic", form="",
                          runlocal=False)
   if arg.variant not in VARIANTS:
     raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
+  form = arg.form or ("reference" if arg.data == "ave" else "avjax")
+  if form not in FORMS:
+    raise ValueError(f"form={form!r}; valid: {sorted(FORMS)}")
   c = ave.base(f"ave_cml_{arg.variant}")
   c.trainer = "avdln"
   c.model = ml_collections.ConfigDict(dict(
@@ -38,9 +57,12 @@ def get_config(arg=None):
       **VARIANTS[arg.variant]))
   c.data = ave.data(arg.data, weak=False)
   c.loss = ml_collections.ConfigDict(
-      {"type": LOSSES[arg.variant], "margin": 2.0, "cca_dim": 8})
+      {"type": LOSSES[arg.variant], "margin": 2.0, "cca_dim": 8,
+       "pairs": FORMS[form]["pairs"]})
+  c.data.batch_unit = FORMS[form]["batch_unit"]
   c.eval = ml_collections.ConfigDict({"evaluator": "ave_cml",
-                                      "best_metric": "cml"})
+                                      "best_metric": "cml",
+                                      "checkpoint": FORMS[form]["checkpoint"]})
   c.table_keys = ["a2v", "v2a", "chance", "num_queries"]
   # The reference schedule, also on the synthetic data (2000 steps there;
   # with batch 32 x 15 epochs, 375 steps, AVDLN stays at the trivial

@@ -52,12 +52,15 @@ def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
   shuffle_buffer: 0 (default) makes every training epoch a uniform random
   permutation of the clips (the reference code's DataLoader(shuffle=True));
   N > 0 reads the shards in a seeded order through an N-clip buffer.
-  extra_train_splits: splits also trained on, those the dataset has (e.g.
-  AVE's background-only `train_noisy`)."""
+  extra_train_splits: splits also trained on (e.g. AVE's background-only
+  `train_noisy`); the trainer refuses a dataset without one of them."""
   return ml_collections.ConfigDict({
       "name": name, "data_dir": data_dir, "cache_dir": "", "num_shards": 8,
       "train_split": "train", "val_split": "val", "test_split": "test",
       "extra_train_splits": tuple(extra_train_splits),
+      # "clip": a batch holds batch_size clips; "segment": batch_size single
+      # segments (AVE cross-modality localization's reference pairs).
+      "batch_unit": "clip",
       **extra, "shuffle_buffer": shuffle_buffer,
       "synthetic": synthetic_settings})
 

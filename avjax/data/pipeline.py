@@ -358,6 +358,39 @@ def train_batches(src: Source, local_batch_size: int, seed: int,
         return
 
 
+def segment_batches(clip_batches: Iterator[Dict[str, np.ndarray]],
+                    info: dict, features: Sequence[str], seed: int,
+                    start_step: int = 0) -> Iterator[Dict[str, np.ndarray]]:
+  """Training batches of single segments (`config.data.batch_unit=
+  "segment"`): each batch of B clips becomes T batches of B (clip, segment)
+  rows, each row a clip of one segment (features [B, fps, ...],
+  `segment_mask` [B, 1], `seg_*` [B, 1, C]; clip-level keys repeated), in
+  a seeded order over the batch's B*T rows. So a step sees B pairs, as the
+  AVE cross-modality reference (Keras fit on segment pairs, batch 8), and
+  an epoch has T times the steps; the order is a permutation within each
+  group of B clips (the reference permutes all pairs of the split).
+  start_step (in segment batches) skips the first start_step % T batches of
+  the first clip batch (the caller starts the clips at start_step // T)."""
+  t = int(info["max_segments"])
+  fps = {x.name: x.frames_per_segment for x in info["feature_specs"]}
+  step = (start_step // t) * t
+  for batch in clip_batches:
+    b = len(batch["clip_id"])
+    rows = {}
+    for k, v in batch.items():
+      if k in features:
+        rows[k] = v.reshape((b * t, fps[k]) + v.shape[2:])
+      elif k == "segment_mask" or k.startswith("seg_"):
+        rows[k] = v.reshape((b * t, 1) + v.shape[2:])
+      else:
+        rows[k] = np.repeat(v, t, axis=0)
+    order = np.random.default_rng([seed, step, 7]).permutation(b * t)
+    for i in range(t):
+      if step >= start_step:
+        yield {k: v[order[i * b:(i + 1) * b]] for k, v in rows.items()}
+      step += 1
+
+
 def num_eval_batches(src: Source, local_batch_size: int) -> int:
   return max(1, math.ceil(max(src.host_counts) / local_batch_size))
 

@@ -51,6 +51,24 @@ def mil_ce(logits: jnp.ndarray, labels: jnp.ndarray,
   return masking.masked_mean(ce, w)
 
 
+def soft_margin(probs: jnp.ndarray, y: jnp.ndarray,
+                weights: jnp.ndarray) -> jnp.ndarray:
+  """torch's MultiLabelSoftMarginLoss as the reference applies it, to the
+  softmax *probabilities*: the mean over classes of -[y log sigmoid(p) +
+  (1 - y) log sigmoid(-p)], then the `weights`-mean over the rest."""
+  p = probs.astype(jnp.float32)
+  y = y.astype(jnp.float32)
+  per = -(y * jax.nn.log_sigmoid(p) + (1 - y) * jax.nn.log_sigmoid(-p))
+  return masking.masked_mean(per.mean(-1), weights)
+
+
+# `config.loss.form`: "softmax_ce" (the paper's cross-entropy on the
+# softmax; avjax's default off AVE) or "soft_margin" (the reference code:
+# nn.MultiLabelSoftMarginLoss on the softmax outputs; for MIL, the softmax
+# of the pooled segment scores).
+FORMS = ("softmax_ce", "soft_margin")
+
+
 # `config.loss.type`: "segment" (per-segment softmax CE against the dense
 # labels; AVE paper Sec. 4.1) or "mil" (the segment scores pooled over time
 # by `config.loss.pooling`, softmax CE against the video labels; Sec. 4.4).
@@ -59,8 +77,11 @@ POOLINGS = ("mean", "max")
 
 
 def check(config) -> list:
-  return [f"config.loss.pooling={config.loss.pooling!r}: expected 'mean' or "
-          "'max'"] if config.loss.pooling not in POOLINGS else []
+  bad = [f"config.loss.pooling={config.loss.pooling!r}: expected 'mean' or "
+         "'max'"] if config.loss.pooling not in POOLINGS else []
+  form = config.loss.get("form", "softmax_ce")
+  return bad + ([f"config.loss.form={form!r}: expected one of {FORMS}"]
+                if form not in FORMS else [])
 
 
 def label_keys(config) -> tuple:
@@ -72,6 +93,18 @@ def loss_fn(out, batch, *, config, step=None, total_steps: int = 1):
   del step, total_steps
   branches = out.get("branch_logits", out["logits"][None])
   mask = batch["segment_mask"]
+  if config.loss.get("form", "softmax_ce") == "soft_margin":
+    if config.loss.type == "segment":
+      y = batch["seg_audio"]
+      w = mask * (y.sum(-1) > 0)
+      per = [soft_margin(jax.nn.softmax(b.astype(jnp.float32), -1), y, w)
+             for b in branches]
+    else:
+      w = (batch["labels"].sum(-1) > 0).astype(jnp.float32)
+      per = [soft_margin(jax.nn.softmax(mil_pool(
+          b.astype(jnp.float32), mask, config.loss.pooling), -1),
+                         batch["labels"], w) for b in branches]
+    return {"loss": sum(per)}
   if config.loss.type == "segment":
     per = [segment_ce(b, batch["seg_audio"], mask) for b in branches]
   else:

@@ -1,12 +1,19 @@
 """Cross-modality localization objectives (AVE paper Sec. 5): AVDLN, DCCA.
 
-Training pairs come from the clips of a batch: (A_t, V_t) of an event
-segment is synchronized (y = 1); (A_i, V_j), i != j, of the same clip with
-an event segment on either side, and (A_t, V_t) of two different clips, are
-not (y = 0). `config.loss.type`:
+Training pairs, `config.loss.pairs`:
+  same_time    (the reference, cmm_train.py) only same-time pairs
+               (A_t, V_t): y = 1 on an event segment, 0 on a background one;
+               the loss is the plain mean over the batch's valid pairs (no
+               balancing). The reference batches 8 such pairs
+               (`config.data.batch_unit="segment"`).
+  shifted      (avjax's earlier form) (A_t, V_t) of an event segment is
+               synchronized (y = 1); (A_i, V_j), i != j, of the same clip
+               with an event segment on either side, and (A_t, V_t) of two
+               different clips, are not (y = 0); positives and negatives
+               weigh half each.
+`config.loss.type`:
   contrastive  AVDLN: contrastive loss with margin `config.loss.margin` on
-               the Euclidean distance of the embeddings; positives and
-               negatives weigh half each.
+               the Euclidean distance of the embeddings.
   dcca         minus the canonical correlation of the synchronized pairs
                (`cca.dcca_loss`).
 """
@@ -19,6 +26,13 @@ from avjax.losses import cca
 from avjax.losses import contrastive
 
 TYPES = ("contrastive", "dcca")
+PAIRS = ("same_time", "shifted")
+
+
+def check(config) -> list:
+  pairs = config.loss.get("pairs", "shifted")
+  return [] if pairs in PAIRS else [
+      f"config.loss.pairs={pairs!r}: expected one of {PAIRS}"]
 
 
 def pair_masks(seg_labels: jnp.ndarray, segment_mask: jnp.ndarray):
@@ -50,6 +64,10 @@ def loss_fn(out, batch, *, config, step=None,
                          pos.reshape(-1))
     return {"loss": loss}
   diag = jnp.diagonal(out["dist"], axis1=1, axis2=2)
+  if loss_cfg.get("pairs", "shifted") == "same_time":
+    loss = contrastive.contrastive(diag, pos, loss_cfg.margin,
+                                   batch["segment_mask"])
+    return {"loss": loss}
   other = contrastive.euclidean(ea, jnp.roll(ev, 1, axis=0))
   l_pos = contrastive.contrastive(diag, jnp.ones_like(diag), loss_cfg.margin,
                                   pos)

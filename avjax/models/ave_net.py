@@ -19,30 +19,48 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import ave_fusion
+from avjax.utils import pretrained
 
 
 class AudioGuidedAttention(nn.Module):
   """Audio-guided visual attention over the k regions (paper Eqs. 2-4).
 
   U_v, U_a: Dense(dim) + ReLU; x = W_f tanh(W_v U_v(v) + W_a U_a(a) 1^T)
-  with W_v, W_a mapping to `hidden` (the reference: k = 49) per region;
+  with W_v, W_a mapping to `hidden` (the reference: 49) per region;
   w = softmax over regions; v_att = sum_i w_i v_i.
 
   Attributes:
     dim: width of the projected audio/visual features (reference 512).
     hidden: width of the per-region attention MLP (reference 49).
+    form: "paper" (Eq. 4: the audio term W_a U_a(a) [hidden] is added to
+      every region's hidden vector) or "reference" (the official code,
+      `affine_v(v_t) + affine_g(a_t).unsqueeze(2)`: the audio term's i-th
+      entry is added to all hidden units of region i, so it needs
+      hidden == k, the 49 regions; W_v, W_a, W_f without bias, as the
+      reference's affine_v, affine_g, affine_h).
   """
   dim: int = 512
   hidden: int = 49
+  form: str = "paper"
 
   @nn.compact
   def __call__(self, audio, regions):
     """audio [B, T, Da], regions [B, T, k, Dv] -> ([B, T, Dv], w [B, T, k])."""
     uv = nn.relu(nn.Dense(self.dim, name="u_v")(regions))
     ua = nn.relu(nn.Dense(self.dim, name="u_a")(audio))
-    x = jnp.tanh(nn.Dense(self.hidden, name="w_v")(uv) +
-                 nn.Dense(self.hidden, name="w_a")(ua)[..., None, :])
-    w = jax.nn.softmax(nn.Dense(1, name="w_f")(x)[..., 0], axis=-1)
+    bias = self.form == "paper"  # the reference's affine_v/g/h: no bias
+    g = nn.Dense(self.hidden, use_bias=bias, name="w_a")(ua)
+    if self.form == "reference":
+      if self.hidden != regions.shape[-2]:
+        raise ValueError(f"model.attention_form='reference' adds the audio "
+                         f"term per region: needs model.att_hidden == "
+                         f"{regions.shape[-2]} regions, got {self.hidden}")
+      g = g[..., :, None]  # [B, T, k, 1]: entry i added to region i
+    else:
+      g = g[..., None, :]  # [B, T, 1, hidden]: added to every region
+    x = jnp.tanh(nn.Dense(self.hidden, use_bias=bias, name="w_v")(uv) + g)
+    w = jax.nn.softmax(nn.Dense(1, use_bias=bias, name="w_f")(x)[..., 0],
+                       axis=-1)
     return jnp.einsum("btk,btkd->btd", w, regions), w
 
 
@@ -58,12 +76,17 @@ class BiLSTM(nn.Module):
 
 
 class Classifier(nn.Module):
-  """Reference head: ReLU -> Dense(hidden) -> ReLU -> Dense(C)."""
+  """Head: "mlp" ReLU -> Dense(hidden) -> ReLU -> Dense(C) (the reference
+  att_Net's L1/L2) or "linear" Dense(C) (the reference TBMRF_Net's L2:
+  DMRN's output straight to the classes, its negative half kept)."""
   num_classes: int
   hidden: int = 64
+  kind: str = "mlp"
 
   @nn.compact
   def __call__(self, x):
+    if self.kind == "linear":
+      return nn.Dense(self.num_classes, name="Dense_1")(x)
     x = nn.relu(nn.Dense(self.hidden)(nn.relu(x)))
     return nn.Dense(self.num_classes)(x)
 
@@ -82,6 +105,8 @@ class AVENet(nn.Module):
     num_blocks: stacked MRN/DMRN blocks; ensemble: DMRFE branches.
     fusion_input_norm: the multiplicative fusions (`ave_fusion.NORMED`)
       layer-normalise their inputs (see `ave_fusion`; False: the old form).
+    attention_form: "paper" (Eq. 4) or "reference" (`AudioGuidedAttention`).
+    head: "mlp" or "linear" (`Classifier`; the reference DMRN: "linear").
     visual_key: the visual feature: "visual_map" [B, T, 7, 7, D] (regions)
       or "visual_vec" [B, T, D] (already pooled; no attention possible).
   """
@@ -100,6 +125,8 @@ class AVENet(nn.Module):
   visual_key: str = "visual_map"
   fusion_input_norm: bool = True
   fusion_dropout: float = 0.0
+  attention_form: str = "paper"
+  head: str = "mlp"
 
   def visual(self, x) -> tuple:
     """(visual feature per segment [B, T, D], attention [B, T, k] or None)."""
@@ -110,6 +137,7 @@ class AVENet(nn.Module):
     if not self.attention:
       return regions.mean(2), None
     return AudioGuidedAttention(self.att_dim, self.att_hidden,
+                                self.attention_form,
                                 name="attention")(x["audio"], regions)
 
   def fuse(self, name, a, v, train, tag=""):
@@ -128,7 +156,7 @@ class AVENet(nn.Module):
     a = x["audio"] if "a" in self.modalities or self.attention else None
     lstm = lambda h, n: BiLSTM(self.lstm_hidden, name=n)(h, lengths)
     head = lambda h, n: Classifier(self.num_classes, self.head_hidden,
-                                   name=n)(h)
+                                   self.head, name=n)(h)
     if "v" in self.modalities:
       v, att = self.visual(x)
     if self.modalities == "a":
@@ -163,6 +191,8 @@ class AVENet(nn.Module):
 
 MODALITIES = ("av", "a", "v")
 STAGES = ("early", "late", "decision")
+ATTENTION_FORMS = ("paper", "reference")
+HEADS = ("mlp", "linear")
 
 
 def check(model_cfg) -> list:
@@ -180,6 +210,15 @@ def check(model_cfg) -> list:
   if m.num_blocks != 1 and m.fusion not in ave_fusion.STACKABLE + ("dmrfe",):
     errors.append(f"model.num_blocks={m.num_blocks}: only "
                   f"{ave_fusion.STACKABLE} stack blocks")
+  if m.get("attention_form", "paper") not in ATTENTION_FORMS:
+    errors.append(f"model.attention_form={m.attention_form!r}: one of "
+                  f"{ATTENTION_FORMS}")
+  if m.get("head", "mlp") not in HEADS:
+    errors.append(f"model.head={m.head!r}: one of {HEADS}")
+  if (m.get("attention_form", "paper") == "reference" and m.attention
+      and m.att_hidden != 49):
+    errors.append(f"model.attention_form='reference' needs model.att_hidden"
+                  f"=49 (one per 7x7 region), got {m.att_hidden}")
   if not 0.0 <= m.fusion_dropout < 1.0:
     errors.append(f"model.fusion_dropout={m.fusion_dropout}: in [0, 1)")
   if m.attention and m.visual_key != "visual_map":
@@ -201,7 +240,21 @@ def build(model_cfg, info: dict) -> AVENet:
       ensemble=model_cfg.ensemble, head_hidden=model_cfg.head_hidden,
       visual_key=model_cfg.visual_key,
       fusion_input_norm=model_cfg.fusion_input_norm,
-      fusion_dropout=model_cfg.fusion_dropout)
+      fusion_dropout=model_cfg.fusion_dropout,
+      attention_form=model_cfg.get("attention_form", "paper"),
+      head=model_cfg.get("head", "mlp"))
+
+
+# What `model.init_from` (a trained run's workdir, e.g. A+V-att) provides:
+# the reference's DMRN "was trained by fine-tuning the AV_att model"
+# (supervised_main.py), i.e. from its attention and BiLSTMs.
+INIT_SUBTREES = ("attention", "lstm_a", "lstm_v")
+
+
+def init_params(state, model_cfg):
+  """A fresh run's state with `INIT_SUBTREES` of `model.init_from`'s latest
+  checkpoint (shapes checked); unchanged when it is empty."""
+  return pretrained.init_params(state, model_cfg, INIT_SUBTREES)
 
 
 def input_features(model_cfg) -> tuple:

@@ -332,3 +332,91 @@ def load_torch_checkpoint(path: str) -> Dict[str, np.ndarray]:
                      "(key -> tensor mapping)")
   return {k: v.detach().cpu().numpy() for k, v in sd.items()
           if hasattr(v, "detach")}
+
+
+# AVE (YapengTian/AVE-ECCV18): models.att_Net (A+V-att, `net="att"`) and
+# models_fusion.TBMRF_Net with one block (DMRN, `net="dmrn"`) -> `ave_net.
+# AVENet` in configs/ave.py's `form=reference` (attention_form=reference,
+# late stage; concat + mlp head for att_Net, dmrn + linear head for DMRN;
+# lstm_hidden = hidden_dim, att_dim = hidden_size, att_hidden = 49,
+# fusion_dim = 2 hidden_dim). Checked by tests/models/test_convert_ave.py.
+#   lstm_audio, lstm_video  -> lstm_a, lstm_v: OptimizedLSTMCell_0 (forward)
+#       and _1 (`_reverse`); torch's gate rows i, f, g, o -> ii/if/ig/io
+#       (input kernels) and hi/hf/hg/ho (b_ih + b_hh as their bias)
+#   affine_audio, affine_video, affine_g, affine_v, affine_h
+#                           -> attention/u_a, u_v, w_a, w_v, w_f
+#   L1, L2 (att_Net)        -> head/Dense_0, Dense_1
+#   U_a.0/.2, U_v.0/.2, L2 (TBMRF_Net) -> fusion/block_0/u_a1, u_a2, u_v1,
+#       u_v2 and head/Dense_1
+# With one block TBMRF_block's swapped residuals (video = tanh(audio +
+# merged), audio = tanh(video + merged)) give the same (a' + v') / 2 as
+# ave_fusion.DMRN; with more blocks they would differ (not converted).
+AVE_NETS = ("att", "dmrn")
+
+
+def _ave_linear(w, key, bias=True):
+  out = {"kernel": w[key + ".weight"].T}
+  if bias:
+    out["bias"] = w[key + ".bias"]
+  return out
+
+
+def _ave_lstm(w, key):
+  cells = {}
+  for i, suffix in enumerate(("", "_reverse")):
+    wih, whh = w[f"{key}.weight_ih_l0{suffix}"], w[f"{key}.weight_hh_l0{suffix}"]
+    b = w[f"{key}.bias_ih_l0{suffix}"] + w[f"{key}.bias_hh_l0{suffix}"]
+    h = whh.shape[1]
+    cell = {}
+    for g, name in enumerate("ifgo"):
+      rows = slice(g * h, (g + 1) * h)
+      cell["i" + name] = {"kernel": wih[rows].T}
+      cell["h" + name] = {"kernel": whh[rows].T, "bias": b[rows]}
+    cells[f"OptimizedLSTMCell_{i}"] = cell
+  return cells
+
+
+def convert_ave(state_dict: Mapping[str, Any], net: str = "att"
+                ) -> Dict[str, Any]:
+  """An official AVE att_Net (`net="att"`) or one-block TBMRF_Net
+  (`net="dmrn"`) state_dict -> AVENet params (see the table above).
+
+  Raises:
+    ValueError: an unknown `net`, or naming any unknown or missing key.
+  """
+  if net not in AVE_NETS:
+    raise ValueError(f"net={net!r}; valid: {AVE_NETS}")
+  w = {k[len("module."):] if k.startswith("module.") else k: _numpy(v)
+       for k, v in state_dict.items()}
+  lstm = [f"{m}.{p}_l0{s}" for m in ("lstm_audio", "lstm_video")
+          for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+          for s in ("", "_reverse")]
+  att = ["affine_audio.weight", "affine_audio.bias", "affine_video.weight",
+         "affine_video.bias", "affine_v.weight", "affine_g.weight",
+         "affine_h.weight"]
+  head = (["L1.weight", "L1.bias"] if net == "att" else
+          [f"U_{m}.{i}.{p}" for m in "av" for i in (0, 2)
+           for p in ("weight", "bias")]) + ["L2.weight", "L2.bias"]
+  expected = set(lstm + att + head)
+  unknown, missing = sorted(set(w) - expected), sorted(expected - set(w))
+  if unknown or missing:
+    raise ValueError(f"AVE {net} state_dict: unknown key(s) {unknown}, "
+                     f"missing key(s) {missing} (att_Net: models.py; DMRN: "
+                     "models_fusion.TBMRF_Net with nb_block=1)")
+  params = {
+      "lstm_a": _ave_lstm(w, "lstm_audio"),
+      "lstm_v": _ave_lstm(w, "lstm_video"),
+      "attention": {"u_a": _ave_linear(w, "affine_audio"),
+                    "u_v": _ave_linear(w, "affine_video"),
+                    "w_a": _ave_linear(w, "affine_g", False),
+                    "w_v": _ave_linear(w, "affine_v", False),
+                    "w_f": _ave_linear(w, "affine_h", False)}}
+  if net == "att":
+    params["head"] = {"Dense_0": _ave_linear(w, "L1"),
+                      "Dense_1": _ave_linear(w, "L2")}
+  else:
+    params["fusion"] = {"block_0": {
+        f"u_{m}{j}": _ave_linear(w, f"U_{m}.{i}")
+        for m in "av" for j, i in ((1, 0), (2, 2))}}
+    params["head"] = {"Dense_1": _ave_linear(w, "L2")}
+  return _tree_map(lambda a: jnp.asarray(a, jnp.float32), params)

@@ -38,7 +38,10 @@ What the loop guarantees to every trainer:
     last step); `best/` keeps the step with the best `config.eval.
     best_metric` (a tie replaces it, as the reference code's `F >= best`),
     `checkpoints/` the latest `config.keep_checkpoints` (also every
-    `config.checkpoint_every_steps`).
+    `config.checkpoint_every_steps`). The run reports the best one, or
+    the final one with `config.eval.checkpoint="final"`.
+  * Batches: `config.batch_size` clips, or single segments with
+    `config.data.batch_unit="segment"` (`pipeline.segment_batches`).
   * Writers: `config.json`, `metrics.jsonl` and TensorBoard (`train/*`,
     `val/*`), `eval_<which>.json/.md` and `pred_<split>.npz` of a scored
     checkpoint, `results.json` (the best checkpoint on val and test, plus
@@ -111,6 +114,23 @@ class Setup:
   train_src: Optional[pipeline.Source]
 
 
+BATCH_UNITS = ("clip", "segment")
+REPORTED = ("best", "final")
+
+
+def batch_unit(config) -> str:
+  """`config.data.batch_unit`: "clip" (a batch of `batch_size` clips) or
+  "segment" (`batch_size` single segments; `pipeline.segment_batches`)."""
+  return config.data.get("batch_unit", "clip")
+
+
+def reported_checkpoint(config) -> str:
+  """`config.eval.checkpoint`: the checkpoint a run reports, "best" (on
+  validation) or "final" (the last step, as reference code that keeps the
+  final model)."""
+  return config.eval.get("checkpoint", "best")
+
+
 def validate_config(config, trainer: Trainer = DEFAULT) -> None:
   """Rejects impossible values before any data is read or code compiled:
   one ValueError listing the loop's, the evaluator's, the loss's, the
@@ -122,6 +142,10 @@ def validate_config(config, trainer: Trainer = DEFAULT) -> None:
       (config.log_every_steps > 0, "log_every_steps", "a positive integer"),
       (config.checkpoint_every_steps >= 0, "checkpoint_every_steps",
        "0 (epoch ends only) or a positive integer"),
+      (batch_unit(config) in BATCH_UNITS, "data.batch_unit",
+       f"one of {BATCH_UNITS}"),
+      (reported_checkpoint(config) in REPORTED, "eval.checkpoint",
+       f"one of {REPORTED}"),
   ])
   for component_errors in (_evaluator_errors, losses.check,
                            lambda c: models.check(c.model)):
@@ -168,10 +192,20 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
   data_dir = datasets.resolve(config.data)
   features = models.input_features(config.model)
   info = tfrecord.read_info(data_dir)
+  absent = [s for s in config.data.extra_train_splits
+            if s not in info["splits"]]
+  if absent:  # never train without a split the config names, silently
+    extra = tuple(config.data.extra_train_splits)
+    raise ValueError(
+        f"config.data.extra_train_splits={extra}: {data_dir} has no split "
+        f"{absent} (it has "
+        f"{sorted(info['splits'])}); convert the data with it (AVE: the "
+        "background-only clips audio_feature_noisy.h5, visual_feature_noisy"
+        ".h5, labels_noisy.h5; `python -m avjax.prepare ave --noisy=yes`), "
+        "or train without it: --config.data.extra_train_splits='()'")
   src = pipeline.Source(
       data_dir, config.data.train_split, features, jax.process_index(),
-      jax.process_count(), extra_splits=tuple(
-          s for s in config.data.extra_train_splits if s in info["splits"]))
+      jax.process_count(), extra_splits=tuple(config.data.extra_train_splits))
   missing = [k for k in losses.label_keys(config)
              if k not in src.info["splits"][src.split]["label_keys"]]
   if missing:
@@ -179,6 +213,8 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
                      f"{missing}, which split {src.split!r} of {data_dir} "
                      "does not have")
   spe = src.steps_per_epoch(local_batch)
+  if batch_unit(config) == "segment":  # batches of single segments
+    spe *= int(src.info["max_segments"])
   total = int(config.num_epochs * spe)
   if config.max_steps:
     total = min(total, config.max_steps)
@@ -301,9 +337,17 @@ def fit(s: Setup, workdir: str):
   val = make_evaluator(s, config.data.val_split)
   writer = writers.Writer(workdir)
   prog = writers.Progress(s.total_steps, start, config.batch_size)
-  batches = sharding.prefetch_to_mesh(pipeline.train_batches(
-      s.train_src, s.local_batch, config.seed, start,
-      config.data.shuffle_buffer, s.total_steps), s.mesh)
+  if batch_unit(config) == "segment":
+    t = int(s.info["max_segments"])
+    host = pipeline.segment_batches(pipeline.train_batches(
+        s.train_src, s.local_batch, config.seed, start // t,
+        config.data.shuffle_buffer, -(-s.total_steps // t)), s.info,
+        s.features, config.seed, start)
+  else:
+    host = pipeline.train_batches(
+        s.train_src, s.local_batch, config.seed, start,
+        config.data.shuffle_buffer, s.total_steps)
+  batches = sharding.prefetch_to_mesh(host, s.mesh)
   acc, every = [], config.checkpoint_every_steps
   for step in range(start + 1, s.total_steps + 1):
     state, metrics = step_fn(state, next(batches))
@@ -362,11 +406,13 @@ def evaluate_checkpoint(config, workdir: str, which: str = "best",
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        trainer: Trainer = DEFAULT) -> Dict[str, Any]:
-  """Trains, validates every epoch, keeps the best, scores it on val and
-  test; returns the summary written to `workdir/results.json`."""
+  """Trains, validates every epoch, keeps the best, scores the reported
+  checkpoint (`config.eval.checkpoint`: the best on val, or the final one)
+  on val and test; returns the summary written to `workdir/results.json`."""
   s = setup(config, trainer=trainer)
   state = fit(s, workdir)
-  summary = evaluate_checkpoint(config, workdir, "best", s=s)
+  which = {"best": "best", "final": "latest"}[reported_checkpoint(config)]
+  summary = evaluate_checkpoint(config, workdir, which, s=s)
   summary["final_params_sha256"] = train_lib.params_digest(state.params)
   writers.write_json(os.path.join(workdir, "results.json"), summary)
   return summary
@@ -377,7 +423,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 # default then); `read_config` adds them.
 LEGACY_FIELDS = {
     "checkpoint_every_steps": 0, "max_steps": 0, "restart": False,
-    "data.extra_train_splits": (),
+    "data.extra_train_splits": (), "data.batch_unit": "clip",
     "loss.dropped_target": "negative", "loss.global_drops_with_audio": False,
     "loss.grl_scale": 1.0, "loss.video_label_fraction": 1.0,
     "loss.use_modality_labels": False,

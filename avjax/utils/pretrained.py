@@ -71,17 +71,18 @@ def load_params(workdir: str) -> Dict[str, Any]:
   return jax.device_get(restored["params"])
 
 
-def init_params(state, model_cfg):
-  """Copies `SUBTREES` from `model_cfg.init_from` into state.params."""
-  src = model_cfg.init_from
+def init_params(state, model_cfg, subtrees: Tuple[str, ...] = SUBTREES):
+  """Copies `subtrees` (default `SUBTREES`) from `model_cfg.init_from` into
+  state.params."""
+  src = model_cfg.get("init_from", "")
   if not src:
     return state
   loaded = load_params(src)
   params = flax.core.unfreeze(state.params)
-  names = [k for k in SUBTREES if k in loaded and k in params]
+  names = [k for k in subtrees if k in loaded and k in params]
   if not names:
     raise ValueError(f"config.model.init_from={src!r} has none of the "
-                     f"subtrees {SUBTREES} the model has ({sorted(params)})")
+                     f"subtrees {subtrees} the model has ({sorted(params)})")
   shape = lambda t: jax.tree.map(lambda x: list(x.shape), t)
   checkpointing.check_fingerprint(
       {"pretrained_shapes": {k: shape(loaded[k]) for k in names}},

@@ -7,14 +7,15 @@ from absl.testing import absltest
 import pytest
 
 from avjax.trainers import avdln
+from avjax.trainers import loop
 from configs import ave_cml
 from tests.trainers import test_ave_supervised as fixture
 
 pytestmark = pytest.mark.slow  # trains AVDLN end to end
 
 
-def tiny(data_dir, variant):
-  c = ave_cml.get_config(f"runlocal,variant={variant}")
+def tiny(data_dir, variant, form="avjax"):
+  c = ave_cml.get_config(f"runlocal,variant={variant},form={form}")
   c.data.name, c.data.data_dir = "ave", data_dir
   c.batch_size = c.eval_batch_size = 8
   c.num_epochs, c.log_every_steps = 1, 1
@@ -40,6 +41,17 @@ class AVDLNTest(absltest.TestCase):
         self.assertEqual(test["num_queries"], short)
         for k in ("a2v", "v2a"):
           self.assertBetween(test[k], 0.0, 100.0)
+
+
+  def test_reference_protocol_trains_on_pairs_and_reports_final(self):
+    c = tiny(self.data, "avdln", "reference")
+    s = loop.setup(c, trainer=avdln.TRAINER)
+    self.assertEqual(s.steps_per_epoch, 10 * (fixture.SIZES["train"] // 8))
+    res = avdln.train_and_evaluate(c, tempfile.mkdtemp())
+    self.assertEqual(res["step"], s.total_steps)
+    self.assertEqual(res["checkpoint"], "latest")  # the final model
+    for k in ("a2v", "v2a"):
+      self.assertBetween(res["results"]["test"][k], 0.0, 100.0)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,19 @@ Layout (`python -m avjax.prepare ave --root=DIR [--h5_dir=H]`):
   H/visual_feature_vec.h5    optional [4143, 10, 512]           -> `visual_vec`
   H/labels.h5                optional [4143, 10, 29] per-segment one-hot
   H/{train,val,test}_order.h5  optional, key `order`: annotation row indices
-  H/audio_feature_noisy.h5, visual_feature_noisy.h5 [178, ...], labels_noisy.h5
-                             optional background-only clips -> split
-                             `train_noisy` (weakly-supervised setting)
+  H/audio_feature_noisy.h5 [178, 10, 128], visual_feature_noisy.h5
+                             [178, 10, 7, 7, 512], labels_noisy.h5 [178, 29]:
+                             the release's background-only clips -> split
+                             `train_noisy` (weakly-supervised setting). The
+                             release ships no visual_feature_vec_noisy.h5:
+                             their `visual_vec` is the mean over the 7x7
+                             regions of visual_feature_noisy.h5 (the official
+                             README: the vectors are "global average pooling"
+                             of the maps); a visual_feature_vec_noisy.h5, when
+                             present, is read instead. The conversion report
+                             counts them (summary `background_only_clips`);
+                             when they are missing it says so in its warnings
+                             (--noisy=yes refuses to convert without them).
 
 H/... files are looked up in --h5_dir, else DIR/h5, DIR/data, DIR. Feature rows
 follow the annotation rows and are read one row at a time.
@@ -24,9 +34,12 @@ Labels (classes = AVE_categories.txt order + "background"):
   seg_audio = seg_visual [10, 29]: the class on segments [start, end), the
       background elsewhere (from labels.h5 with --labels_source=h5; "auto"
       uses labels.h5 when present; disagreements are reported).
-  labels [29]: video_labels="union" (default): every class of some segment
-      (event class, plus background when the event is shorter than 10 s);
-      "event": the event class only, as in mil_labels.h5.
+  labels [29]: video_labels="event" (default): the event class only, as in
+      the reference's mil_labels.h5 (background only for a clip with no
+      event segment); "union": every class of some segment (the event class,
+      plus background when the event is shorter than 10 s, which a MIL loss
+      turns into a 0.5/0.5 target: the weak model then learns background
+      from the event clips instead of from the background-only ones).
 
 Policy for the irregularities (all reported, with examples): a row with
 end <= start (one in the release) has no event segment (all background);
@@ -288,7 +301,7 @@ class AVEDataset:
 
   def __init__(self, root: str, h5_dir: Optional[str] = None,
                visual_vec: str = "auto", noisy: str = "auto",
-               labels_source: str = "auto", video_labels: str = "union",
+               labels_source: str = "auto", video_labels: str = "event",
                strict: bool = False):
     for arg, v, ok in (("visual_vec", visual_vec, ("auto", "yes", "no")),
                        ("noisy", noisy, ("auto", "yes", "no")),
@@ -329,6 +342,8 @@ class AVEDataset:
                        for s in self.splits}
     self.report["summary"] = {k: v["count"] for k, v in self.report.items()
                               if isinstance(v, dict) and "count" in v}
+    self.report["summary"]["background_only_clips"] = self.report["noisy"].get(
+        "num_clips", 0)
     self.extra = {"source": "ave", "background_index": c - 1,
                   "video_labels": video_labels,
                   "files": {n: p for n, p in self.paths.items()}}
@@ -373,27 +388,60 @@ class AVEDataset:
     return y
 
   def _setup_noisy(self, noisy: str, names) -> None:
-    """Adds split `train_noisy` when its files are there (or required)."""
+    """Adds split `train_noisy` (the background-only clips) from the files
+    the release ships; `visual_vec` is pooled from the maps when the release
+    has no vec file for them (see the module docstring)."""
     import h5py  # pylint: disable=g-import-not-at-top
-    files = {n: FEATURES[n][0].replace(".h5", "_noisy.h5") for n in names}
+    files = {"audio": "audio_feature_noisy.h5",
+             "visual_map": "visual_feature_noisy.h5"}
     found = {n: _find([f], self.h5_dirs) for n, f in files.items()}
     missing = [files[n] for n, p in found.items() if not p]
     self.report["noisy"] = {"included": False, "missing": missing}
-    if noisy == "no" or (noisy == "auto" and missing):
+    self.report.setdefault("warnings", [])
+    if noisy == "no":
+      self.report["noisy"]["reason"] = "--noisy=no"
+      return
+    if missing:
+      text = (f"background-only clips: {missing} not found in "
+              f"{self.h5_dirs}; split {NOISY} is NOT written, and a weakly-"
+              "supervised config (which trains on it) will refuse this "
+              "directory")
+      if noisy == "yes":
+        raise FileNotFoundError(text + " (--noisy=yes)")
+      self.report["warnings"].append(text)
       return
     self.noisy_paths = {n: self._feature_file(files[n], FEATURES[n][1], 0,
-                                              noisy=True) for n in names}
+                                              noisy=True) for n in files}
     n = _h5_shape(self.noisy_paths["audio"])[0]
+    if _h5_shape(self.noisy_paths["visual_map"])[0] != n:
+      raise ValueError(f"{self.noisy_paths['visual_map']}: "
+                       f"{_h5_shape(self.noisy_paths['visual_map'])[0]} rows,"
+                       f" but {self.noisy_paths['audio']} has {n}")
+    self.noisy_vec = None
+    if "visual_vec" in names:
+      vec = _find(["visual_feature_vec_noisy.h5"], self.h5_dirs)
+      if vec:
+        self.noisy_paths["visual_vec"] = self._feature_file(
+            "visual_feature_vec_noisy.h5", FEATURES["visual_vec"][1], 0,
+            noisy=True)
+      self.noisy_vec = vec or "mean over the 7x7 regions of " + (
+          self.noisy_paths["visual_map"])
     labels = np.zeros((n, len(self.classes)), np.float32)
     labels[:, -1] = 1
     path = _find(["labels_noisy.h5"], self.h5_dirs)
     if path:
       with h5py.File(path, "r") as f:
         labels = (np.asarray(f[H5_KEY][()]) > 0.5).astype(np.float32)
+      if labels.shape != (n, len(self.classes)):
+        raise ValueError(f"{path}: shape {list(labels.shape)}, expected "
+                         f"{[n, len(self.classes)]}")
     self.noisy_labels = labels
     self.splits[NOISY] = list(range(n))
-    self.report["noisy"] = {"included": True, "num_clips": n,
-                            "labels": path or "background (no labels_noisy.h5)"}
+    self.report["noisy"] = {
+        "included": True, "num_clips": n,
+        "labels": path or "background (no labels_noisy.h5)",
+        "files": dict(self.noisy_paths),
+        **({"visual_vec": self.noisy_vec} if self.noisy_vec else {})}
 
   def _row(self, path: str, name: str, row: int) -> np.ndarray:
     import h5py  # pylint: disable=g-import-not-at-top
@@ -413,6 +461,8 @@ class AVEDataset:
     clip = {"id": self.clip_id(split, key)}
     for name, path in paths.items():
       clip[name] = self._row(path, name, key)
+    if noisy and self.noisy_vec and "visual_vec" not in clip:
+      clip["visual_vec"] = clip["visual_map"].mean((1, 2))  # [10, 512]
     if noisy:
       seg = np.zeros((NUM_SEGMENTS, len(self.classes)), np.uint8)
       seg[:, -1] = 1
@@ -435,12 +485,17 @@ def add_arguments(parser) -> None:
   parser.add_argument("--visual_vec", default="auto",
                       choices=("auto", "yes", "no"))
   parser.add_argument("--noisy", default="auto", choices=("auto", "yes", "no"),
-                      help="write the 178 background-only clips (*_noisy.h5)"
-                      " as split train_noisy")
+                      help="write the 178 background-only clips (audio_/"
+                      "visual_feature_noisy.h5, labels_noisy.h5) as split "
+                      "train_noisy (auto: when present, with a warning when "
+                      "not; yes: refuse without them)")
   parser.add_argument("--labels_source", default="auto",
                       choices=("auto", "h5", "annotations"))
-  parser.add_argument("--video_labels", default="union",
-                      choices=("union", "event"))
+  parser.add_argument("--video_labels", default="event",
+                      choices=("event", "union"),
+                      help="video-level labels: the event class only (event,"
+                      " the reference's mil_labels) or every segment's class"
+                      " (union: event + background for events under 10 s)")
 
 
 def from_args(args) -> AVEDataset:

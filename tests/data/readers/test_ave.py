@@ -8,6 +8,9 @@ import numpy as np
 
 from avjax import prepare
 from avjax.data.readers import ave
+from avjax.trainers import ave_supervised
+from avjax.trainers import loop
+from configs import ave as ave_config
 from tests import testing_utils
 
 CATEGORIES = [f"Class {k}, kind" if k % 3 == 0 else f"Class{k}"
@@ -90,9 +93,10 @@ class AVEFixtureTest(absltest.TestCase):
       f["avadataset"][1, 4, 7] = np.nan
     ds = ave.AVEDataset(self.root)
     self.assertEqual(ds.classes, tuple(CATEGORIES) + ("background",))
-    self.assertFalse(ds.report["noisy"]["included"])  # no vec for noisy clips
+    self.assertTrue(ds.report["noisy"]["included"])  # vec pooled from maps
     report = prepare.convert(ds, self.out, num_shards=2, progress=False)
-    self.assertEqual(report["written"], {"train": 3, "val": 2, "test": 2})
+    self.assertEqual(report["written"], {"train": 3, "val": 2, "test": 2,
+                                         "train_noisy": 3})
     self.assertEqual(report["skipped"]["train"]["by_reason"],
                      {"non_finite": 1})
     self.assertIn("audio_feature.h5 row 1",
@@ -111,7 +115,9 @@ class AVEFixtureTest(absltest.TestCase):
           np.testing.assert_array_equal(c[k], arrays[k][i])
         np.testing.assert_array_equal(c["seg_audio"], dense[i])
         np.testing.assert_array_equal(c["seg_visual"], dense[i])
-        np.testing.assert_array_equal(c["labels"], dense[i].any(0))
+        # video labels: the event class only (the reference's mil_labels)
+        event = np.eye(29)[ROWS[i][0] if ROWS[i][3] > ROWS[i][2] else 28]
+        np.testing.assert_array_equal(c["labels"], event)
     s = ds.report["summary"]
     self.assertEqual((s["empty_event_rows"], s["duplicate_video_ids"],
                       s["videos_in_several_splits"], s["labels_h5_mismatch"]),
@@ -135,6 +141,61 @@ class AVEFixtureTest(absltest.TestCase):
     np.testing.assert_array_equal(noisy[1]["audio"], arrays["audio_noisy"][1])
     np.testing.assert_array_equal(noisy[2]["seg_audio"][:, 28], 1)
     np.testing.assert_array_equal(noisy[2]["labels"], np.eye(29)[28])
+
+  def test_video_labels_default_to_the_event_class(self):
+    # Row 1: class 1 on [2, 5); "union" (the old default) adds background.
+    write_ave_fixture(self.root)
+    self.assertEqual(
+        np.flatnonzero(ave.AVEDataset(self.root).load("train", 1)["labels"])
+        .tolist(), [1])
+    union = ave.AVEDataset(self.root, video_labels="union")
+    self.assertEqual(np.flatnonzero(union.load("train", 1)["labels"])
+                     .tolist(), [1, 28])
+    self.assertEqual(union.extra["video_labels"], "union")
+
+  def test_background_only_clips_of_the_published_layout(self):
+    # The release: audio_/visual_feature_noisy.h5 + labels_noisy.h5, and no
+    # visual_feature_vec_noisy.h5 (the fixture writes exactly these).
+    arrays = write_ave_fixture(self.root, noisy=4)
+    self.assertFalse(os.path.exists(
+        os.path.join(self.root, "h5", "visual_feature_vec_noisy.h5")))
+    ds = ave.AVEDataset(self.root)
+    self.assertEqual([f.name for f in ds.features],
+                     ["audio", "visual_map", "visual_vec"])
+    self.assertEqual(ds.report["summary"]["background_only_clips"], 4)
+    self.assertIn("mean over the 7x7", ds.report["noisy"]["visual_vec"])
+    report = prepare.convert(ds, self.out, num_shards=1, progress=False)
+    self.assertEqual(report["written"]["train_noisy"], 4)
+    self.assertIn("background_only_clips", "\n".join(
+        prepare.summary_lines(report, self.out)))
+    clips = list(prepare.read_clips(self.out, "train_noisy"))
+    self.assertLen(clips, 4)
+    np.testing.assert_allclose(clips[2]["visual_vec"],
+                               arrays["visual_map_noisy"][2].mean((1, 2)),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(clips[2]["visual_map"],
+                                  arrays["visual_map_noisy"][2])
+    np.testing.assert_array_equal(clips[0]["labels"], np.eye(29)[28])
+
+  def test_missing_background_only_clips_are_never_silent(self):
+    write_ave_fixture(self.root, noisy=0)
+    ds = ave.AVEDataset(self.root)
+    self.assertNotIn("train_noisy", ds.splits)
+    self.assertEqual(ds.report["summary"]["background_only_clips"], 0)
+    self.assertRegex(" ".join(ds.report["warnings"]),
+                     r"audio_feature_noisy.h5.*NOT written")
+    with self.assertRaisesRegex(FileNotFoundError,
+                                r"audio_feature_noisy.h5.*--noisy=yes"):
+      ave.AVEDataset(self.root, noisy="yes")
+    self.assertEqual(ave.AVEDataset(self.root, noisy="no").report["noisy"]
+                     ["reason"], "--noisy=no")
+    # The weak trainer refuses the converted set rather than skip the split.
+    prepare.convert(ds, self.out, num_shards=1, progress=False)
+    c = ave_config.get_config("runlocal,weak,variant=v_att")
+    c.data.name, c.data.data_dir = "ave", self.out
+    with self.assertRaisesRegex(ValueError, r"no split \['train_noisy'\].*"
+                                r"audio_feature_noisy.h5"):
+      loop.setup(c, trainer=ave_supervised.TRAINER)
 
   def test_labels_h5_disagreement_reported(self):
     write_ave_fixture(self.root)
