@@ -16,6 +16,10 @@ read instead of rerun, so an interrupted sweep resumes at the row it was on
 (and the row itself resumes from its checkpoint). Writes WORKDIR/table.md
 and WORKDIR/table.json: the rows' scores on --split (default: the config's
 test split), columns from the first row config's `table_keys` or --keys.
+A row may carry "paper": {metric key: the number the paper prints for it, in
+avjax's units}; each key some row has one for gets a `paper <key>` column
+right after the measured one ("-" where the paper has none), and table.json
+keeps them under the row's "paper" (--dry_run lists them too).
 
 --shard=K/N splits a sweep over N workers (processes, machines) sharing one
 WORKDIR: worker K trains rows K, K+N, K+2N, ... and tabulates what is done so
@@ -204,13 +208,29 @@ def _fmt(v) -> str:
   return f"{v:.1f}" if isinstance(v, float) else str(v)
 
 
-def table(rows: Dict[str, Dict[str, float]], keys: Sequence[str]) -> str:
-  """Markdown: one line a row, one column a metric key."""
-  lines = ["| row | " + " | ".join(keys) + " |",
-           "|---|" + "---|" * len(keys)]
-  for name, r in rows.items():
+def paper_of(row: Dict[str, Any]) -> Dict[str, float]:
+  """The row's published numbers {metric key: value} (its "paper"), or {}."""
+  return dict(row.get("paper") or {})
+
+
+def table(rows: Dict[str, Dict[str, float]], keys: Sequence[str],
+          paper: Optional[Dict[str, Dict[str, float]]] = None) -> str:
+  """Markdown: one line a row, one column a metric key. With paper ({row
+  name: {key: published value}}), every key that some row has a published
+  number for gets a `paper <key>` column right after its own ("-" where the
+  paper has none)."""
+  paper = paper or {}
+  cols = []  # (header, row name -> value)
+  for k in keys:
+    cols.append((k, lambda name, k=k: rows[name].get(k, "-")))
+    if any(k in p for p in paper.values()):
+      cols.append((f"paper {k}",
+                   lambda name, k=k: paper.get(name, {}).get(k, "-")))
+  lines = ["| row | " + " | ".join(h for h, _ in cols) + " |",
+           "|---|" + "---|" * len(cols)]
+  for name in rows:
     lines.append(f"| {name} | " + " | ".join(
-        _fmt(r.get(k, "-")) for k in keys) + " |")
+        _fmt(get(name)) for _, get in cols) + " |")
   return "\n".join(lines)
 
 
@@ -222,9 +242,11 @@ def sweep(config_path: str, hyper: Optional[str], workdir: str,
   """Runs every row (or shard=(K, N)'s share); returns {row name: metrics on
   the split} of the rows done."""
   rows = rows_of(config_path, hyper)
-  scores = {}
+  scores, paper = {}, {}
   for i, row in enumerate(rows):
     name = row_name(row)
+    if paper_of(row):
+      paper[name] = paper_of(row)
     mine = shard is None or i % shard[1] == shard[0]
     if row.get("stage"):  # another row trains it; its shard owns it
       mine = mine and shard is None
@@ -245,13 +267,15 @@ def sweep(config_path: str, hyper: Optional[str], workdir: str,
     if keys is None:
       keys = list(config.table_keys or scores[name])
   if jax.process_index() == 0:
-    md = table(scores, keys or [])
+    md = table(scores, keys or [], paper)
     title = f"{config_path} {hyper or ''} ({split or 'test'} split)"
     with open(os.path.join(workdir, "table.md"), "w") as f:
       f.write(f"# {title}\n\n{md}\n")
     writers.write_json(os.path.join(workdir, "table.json"),
                        {"config": config_path, "hyper": hyper,
-                        "rows": scores})
+                        "rows": {n: ({**r, "paper": paper[n]}
+                                     if n in paper else r)
+                                 for n, r in scores.items()}})
     writers.log("\n" + md)
   return scores
 
@@ -262,7 +286,10 @@ def main(argv):
   f = flags.FLAGS
   if f.dry_run:
     for row in rows_of(f.config, f.hyper):
-      print(f"{row_name(row)}: {row['config']} {row.get('overrides', '')}")
+      published = ", ".join(f"{k}={_fmt(v)}"
+                            for k, v in paper_of(row).items())
+      print(f"{row_name(row)}: {row['config']} {row.get('overrides', '')}"
+            + (f" paper: {published}" if published else ""))
     return
   if not f.workdir:
     raise app.UsageError("--workdir is required")

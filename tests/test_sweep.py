@@ -1,9 +1,12 @@
 """The sweep runner: row listing, overrides, resume from results, table."""
 
+import contextlib
+import io
 import json
 import os
 import socket
 import subprocess
+from unittest import mock
 
 from absl.testing import absltest
 
@@ -125,6 +128,57 @@ class SweepTest(absltest.TestCase):
                      {"baseline": 40.0, "+C": 41.0, "+R": 50.0, "+C+R": 51.0})
     self.assertEqual(sorted(os.listdir(d)),
                      ["+C+R", "+R", "table.json", "table.md"])
+
+
+  def test_table_without_paper_numbers_has_no_paper_columns(self):
+    md = sweep.table({"a": {"x": 1.0, "y": 2.0}}, ["x", "y"])
+    self.assertEqual(md.splitlines()[0], "| row | x | y |")
+    self.assertEqual(md.splitlines()[2], "| a | 1.0 | 2.0 |")
+    self.assertEqual(md, sweep.table({"a": {"x": 1.0, "y": 2.0}}, ["x", "y"],
+                                     {"a": {}}))
+
+  def test_table_puts_paper_column_after_each_published_key(self):
+    rows = {"a": {"x": 1.0, "y": 2.0}, "b": {"x": 3.0, "y": 4.0}}
+    md = sweep.table(rows, ["x", "y"], {"a": {"y": 20.5}}).splitlines()
+    self.assertEqual(md[0], "| row | x | y | paper y |")
+    self.assertEqual(md[1], "|---|---|---|---|")
+    self.assertEqual(md[2], "| a | 1.0 | 2.0 | 20.5 |")
+    self.assertEqual(md[3], "| b | 3.0 | 4.0 | - |")
+
+  def test_sweep_writes_paper_numbers_to_table_md_and_json(self):
+    d = testing_utils.make_tempdir(self)
+    rows = [{"config": "configs/avvp_han.py", "name": "r0",
+             "paper": {"seg_a": 60.1}},
+            {"config": "configs/avvp_han.py", "name": "r1"}]
+    for k, row in enumerate(rows):
+      os.makedirs(os.path.join(d, row["name"]))
+      with open(os.path.join(d, row["name"], "results.json"), "w") as f:
+        json.dump({"results": {"test": {"seg_a": 10.0 + k, "seg_v": 5.0}}},
+                  f)
+    with mock.patch.object(sweep, "rows_of", return_value=rows):
+      scores = sweep.sweep("configs/avvp_han.py", None, d,
+                           keys=["seg_a", "seg_v"])
+    self.assertEqual(scores["r0"], {"seg_a": 10.0, "seg_v": 5.0})
+    with open(os.path.join(d, "table.md")) as f:
+      md = f.read()
+    self.assertIn("| row | seg_a | paper seg_a | seg_v |", md)
+    self.assertIn("| r0 | 10.0 | 60.1 | 5.0 |", md)
+    self.assertIn("| r1 | 11.0 | - | 5.0 |", md)
+    with open(os.path.join(d, "table.json")) as f:
+      got = json.load(f)["rows"]
+    self.assertEqual(got["r0"]["paper"], {"seg_a": 60.1})
+    self.assertNotIn("paper", got["r1"])
+
+  def test_dry_run_prints_paper_numbers(self):
+    rows = [{"config": "configs/avvp_han.py", "name": "r0",
+             "paper": {"seg_a": 60.1}}]
+    out = io.StringIO()
+    with mock.patch.object(sweep, "rows_of", return_value=rows), \
+        mock.patch.object(sweep, "flags") as fl, \
+        contextlib.redirect_stdout(out):
+      fl.FLAGS.dry_run = True
+      sweep.main(["sweep"])
+    self.assertIn("paper: seg_a=60.1", out.getvalue())
 
 
 if __name__ == "__main__":
