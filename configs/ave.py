@@ -48,6 +48,8 @@ Paper (AVE test accuracy %): A 59.5, V 55.3, V-att 58.6, A+V 71.4, A+V-att
 DMRN 73.1, DMRFE 73.3 (Table 2 in papers/ave_event_localization.md).
 """
 
+import re
+
 import ml_collections
 
 from avjax.data.synthetic import ave as synthetic_ave
@@ -312,7 +314,42 @@ def seeds(seed: int):
            "overrides": {"seed": seed}} for name, arg in CLOSE_ROWS]
 
 
+# Published AVE test accuracy (%, key "acc") of each Table 1/2 row, from Tian
+# et al. 2018 (ECCV), Table 1 (modalities, full and weak supervision) and
+# Table 2 (fusion x stage; MP = max_pooling, MB = bilinear, GMB =
+# gated_bilinear); /work/shared/papers/ave_event_localization.md. The paper
+# has no number for early/decision DMRFE or for stacked blocks.
+PAPER_TABLE1 = {"A": 59.5, "V": 55.3, "V-att": 58.6, "A+V": 71.4,
+                "A+V-att": 72.7, "W-A": 53.4, "W-V": 52.9, "W-V-att": 55.6,
+                "W-A+V": 63.7, "W-A+V-att": 66.7}
+PAPER_TABLE2 = {
+    stage: dict(zip(ave_fusion.NAMES, accs)) for stage, accs in (
+        # additive, MP, gated, MB, GMU, GMB, concat, MRN, DMRN, DMRFE
+        ("early", (59.9, 67.9, 67.9, 69.2, 70.5, 70.2, 61.0, 69.8, 68.0)),
+        ("late", (71.3, 71.4, 70.5, 70.5, 71.6, 71.0, 72.7, 70.8, 73.1,
+                  73.3)),
+        ("decision", (70.5, 64.5, 65.2, 64.6, 67.6, 67.3, 69.7, 63.8, 70.4)))}
+PAPER = {**PAPER_TABLE1, **{f"{stage}-{f}": acc for stage, accs in
+                            PAPER_TABLE2.items() for f, acc in accs.items()}}
+
+
+def with_paper(rows):
+  """Gives each row that is a paper row (its name, less a " sK" seed suffix,
+  in `PAPER`; no override but the seed) the published accuracy; rows on
+  other data or schedules (n3200, lag1, vg30, long) get none."""
+  for row in rows:
+    base = re.sub(r" s\d+$", "", row["name"])
+    if base in PAPER and set(row.get("overrides", {})) <= {"seed"}:
+      row["paper"] = {"acc": PAPER[base]}
+  return rows
+
+
 def get_hyper(h):
+  """Rows (see `hyper_rows`), each paper row with its published accuracy."""
+  return with_paper(hyper_rows(h))
+
+
+def hyper_rows(h):
   """Rows of a table: table1 (modalities, full/weak; table1_full|weak: one
   half, richest rows first), table2 (fusion x
   stage; table2_early|late|decision: one stage), blocks (stacked DMRN),
@@ -328,7 +365,7 @@ def get_hyper(h):
   if h == "table1":
     return table1()
   if h.endswith("_rev"):  # the same rows, last first (a second worker)
-    return get_hyper(h[:-4])[::-1]
+    return hyper_rows(h[:-4])[::-1]
   if h in ("table1_full", "table1_weak"):  # one half of table1
     return [r for r in table1() if r["name"].startswith("W-") == (
         h == "table1_weak")][::-1]

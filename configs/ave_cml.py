@@ -80,11 +80,20 @@ BIG_BATCH = {"batch_size": 32, "num_epochs": 15,
              "optim.decay_every_epochs": 10}
 
 
+# Published cross-modality localization accuracy (%) of Tian et al. 2018,
+# Table 3 (/work/shared/papers/ave_event_localization.md). DCCA-b32 (batch
+# 32, an avjax variant) has no published counterpart.
+PAPER = {"AVDLN": {"a2v": 44.8, "v2a": 35.6},
+         "DCCA": {"a2v": 34.8, "v2a": 34.1}}
+
+
 def get_hyper(h):
   """table3: AVDLN and the DCCA baseline (also DCCA with batch 32)."""
   if h not in (None, "table3"):
     raise ValueError(f"hyper={h!r}; valid: 'table3'")
-  return [{"config": "configs/ave_cml.py:variant=avdln", "name": "AVDLN"},
-          {"config": "configs/ave_cml.py:variant=dcca", "name": "DCCA"},
+  return [{"config": "configs/ave_cml.py:variant=avdln", "name": "AVDLN",
+           "paper": PAPER["AVDLN"]},
+          {"config": "configs/ave_cml.py:variant=dcca", "name": "DCCA",
+           "paper": PAPER["DCCA"]},
           {"config": "configs/ave_cml.py:variant=dcca", "name": "DCCA-b32",
            "overrides": BIG_BATCH}]
