@@ -1,6 +1,7 @@
 """The sweep runner: row listing, overrides, resume from results, table."""
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -12,6 +13,18 @@ from absl.testing import absltest
 
 from avjax import sweep
 from tests import testing_utils
+
+# Config files whose get_hyper rows carry published numbers, and the hypers
+# checked (every table that has paper rows).
+PAPER_TABLES = {
+    "configs/ave.py": ("table1", "table2", "seed1", "blocks", "long_v",
+                       "table2_lag"),
+    "configs/ave_cml.py": ("table3",),
+    "configs/avvp_han.py": (None,),
+    "configs/avvp_ma.py": ("all",),
+    "configs/avvp_crossmodal.py": ("table1", "table2", "appendix",
+                                   "ablation"),
+}
 
 
 class SweepTest(absltest.TestCase):
@@ -46,7 +59,10 @@ class SweepTest(absltest.TestCase):
     self.assertEqual(scores["variant=no_hybrid"]["seg_a"], 11.0)
     with open(os.path.join(d, "table.md")) as f:
       md = f.read()
-    self.assertIn("| variant=no_hybrid | 11.0 | 5.0 |", md)
+    # HAN's row carries its published numbers: a paper column after each.
+    self.assertIn("| row | seg_a | paper seg_a | seg_v | paper seg_v |", md)
+    self.assertIn("| variant=han | 10.0 | 60.1 | 5.0 | 52.9 |", md)
+    self.assertIn("| variant=no_hybrid | 11.0 | - | 5.0 | - |", md)
     with open(os.path.join(d, "table.json")) as f:
       self.assertLen(json.load(f)["rows"], len(rows))
     with self.assertRaisesRegex(KeyError, "no split 'nope'"):
@@ -179,6 +195,29 @@ class SweepTest(absltest.TestCase):
       fl.FLAGS.dry_run = True
       sweep.main(["sweep"])
     self.assertIn("paper: seg_a=60.1", out.getvalue())
+
+
+  def test_paper_numbers_are_metrics_their_row_reports(self):
+    """Every published number of a get_hyper row names a metric its config
+    tabulates (table_keys) and its evaluator computes, as a percentage."""
+    seen = 0
+    for path, hypers in PAPER_TABLES.items():
+      for h in hypers:
+        for row in sweep.rows_of(path, h):
+          paper = sweep.paper_of(row)
+          if not paper:
+            continue
+          seen += 1
+          c = sweep.load_config(row["config"], False, row.get("overrides"))
+          metrics = importlib.import_module(
+              f"avjax.evaluators.{c.eval.evaluator}").METRIC_KEYS
+          where = f"{path} {h} {sweep.row_name(row)}"
+          self.assertContainsSubset(paper, list(c.table_keys), where)
+          self.assertContainsSubset(paper, metrics, where)
+          for v in paper.values():
+            self.assertIsInstance(v, float, where)
+            self.assertBetween(v, 0.0, 100.0, where)
+    self.assertGreater(seen, 0)
 
 
 if __name__ == "__main__":
