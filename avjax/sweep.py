@@ -208,6 +208,14 @@ def _fmt(v) -> str:
   return f"{v:.1f}" if isinstance(v, float) else str(v)
 
 
+def _published(v) -> str:
+  """A published number as the paper prints it (one decimal, two where it
+  has them, e.g. VEBA's 38.25); "-" for none."""
+  if v is None:
+    return "-"
+  return f"{v:.1f}" if round(v, 1) == v else f"{v:.2f}"
+
+
 def paper_of(row: Dict[str, Any]) -> Dict[str, float]:
   """The row's published numbers {metric key: value} (its "paper"), or {}."""
   return dict(row.get("paper") or {})
@@ -225,7 +233,7 @@ def table(rows: Dict[str, Dict[str, float]], keys: Sequence[str],
     cols.append((k, lambda name, k=k: rows[name].get(k, "-")))
     if any(k in p for p in paper.values()):
       cols.append((f"paper {k}",
-                   lambda name, k=k: paper.get(name, {}).get(k, "-")))
+                   lambda name, k=k: _published(paper.get(name, {}).get(k))))
   lines = ["| row | " + " | ".join(h for h, _ in cols) + " |",
            "|---|" + "---|" * len(cols)]
   for name in rows:
@@ -286,7 +294,7 @@ def main(argv):
   f = flags.FLAGS
   if f.dry_run:
     for row in rows_of(f.config, f.hyper):
-      published = ", ".join(f"{k}={_fmt(v)}"
+      published = ", ".join(f"{k}={_published(v)}"
                             for k, v in paper_of(row).items())
       print(f"{row_name(row)}: {row['config']} {row.get('overrides', '')}"
             + (f" paper: {published}" if published else ""))
