@@ -16,15 +16,26 @@ Args (`:a=b,...`): variant=five_heads|audio_only|visual_only|naive_av;
 onsets=waveform|features (synthetic: the stored onsets come from the rendered
 waveform (default) or from the audio-feature rule; LLP: `features` (default)
 computes the rule in the model, `waveform` reads an `onsets` stream added by
-`python -m avjax.data.onsets --audio_dir=WAVS`); data=synthetic|llp; runlocal.
+`python -m avjax.data.onsets --audio_dir=WAVS`, which uses a clip's raw audio
+when its WAV is there and reports how many clips got no onset);
+data=synthetic|llp|ave; runlocal.
 LLP (multi-label, trained with one label per clip):
   python -m avjax.main --config=configs/event_heads.py:data=llp \
+      --config.data.data_dir=DIR --workdir=...
+AVE (the paper's Table 1; `python -m avjax.prepare ave ...`): one event per
+clip plus background; the visual backbone reads AVE's `visual_map` (VGG-19
+pool5 maps, averaged over the 7x7 grid), a clip is trained on its event
+class (`loss.background_last`: the background only for background-only
+clips), onsets from the feature rule (or `onsets=waveform` after
+`avjax.data.onsets --audio_dir`):
+  python -m avjax.main --config=configs/event_heads.py:data=ave \
       --config.data.data_dir=DIR --workdir=...
 """
 
 import ml_collections
 
 from avjax.data.synthetic import events as synthetic_events
+from configs import ave as ave_config
 from configs import common
 
 VARIANTS = {
@@ -70,10 +81,12 @@ def get_config(arg=None):
       # "stored": the dataset's `onsets` stream; "features": the audio-feature
       # rule of avjax.data.onsets, computed in the model.
       "onset_source": "stored", "onset_threshold": 0.25,
-      "dtype": "float32"})
+      # The visual stream: "visual" (frames), AVE's "visual_map"/"visual_vec".
+      "visual_key": "visual", "dtype": "float32"})
   # "hash": a multi-label training clip keeps one label chosen by its id.
   c.loss = ml_collections.ConfigDict({"type": "event_heads",
-                                      "single_label": "hash"})
+                                      "single_label": "hash",
+                                      "background_last": False})
   c.eval = ml_collections.ConfigDict({"evaluator": "event_heads",
                                       "best_metric": "acc"})
   c.table_keys = list(TABLE_KEYS)
@@ -85,8 +98,16 @@ def get_config(arg=None):
         "features")
     c.model.d_model = 256
     c.num_epochs, c.optim.decay_every_epochs = 20, 10
+  elif arg.data == "ave":
+    c.data = ave_config.data("ave", weak=False)
+    c.model.visual_key = "visual_map"
+    c.model.onset_source = "stored" if arg.onsets == "waveform" else (
+        "features")
+    c.model.d_model = 256
+    c.loss.background_last = True
+    c.num_epochs, c.optim.decay_every_epochs = 20, 10
   else:
-    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp'")
+    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp', 'ave'")
   if arg.runlocal:
     c.data.synthetic.update(num_train=512, num_val=64, num_test=64)
     c.num_epochs, c.log_every_steps = 2, 4

@@ -105,6 +105,9 @@ class EventHeadsNet(nn.Module):
     onset_source: "stored" (input `onsets` [B, T, 1]) or "features" (the
       feature rule of `avjax.data.onsets` on the audio input, in-graph).
     onset_threshold: of the feature rule.
+    visual_key: the input stream of the visual backbone ("visual" [B, T*F,
+      Dv]; AVE: "visual_map" [B, T, 7, 7, 512], averaged over its spatial
+      axes, or "visual_vec" [B, T, 512]).
   """
   num_classes: int
   heads: Sequence[str] = HEADS
@@ -116,6 +119,7 @@ class EventHeadsNet(nn.Module):
   instant_ratio: float = 0.1
   onset_source: str = "stored"
   onset_threshold: float = 0.25
+  visual_key: str = "visual"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -129,7 +133,11 @@ class EventHeadsNet(nn.Module):
       onset_sel [B, T].
     """
     audio = inputs["audio"]
-    visual = encoders.pool_frames(inputs["visual"], self.frames_per_segment)
+    visual = inputs[self.visual_key]
+    if visual.ndim > 3:  # a spatial map [B, T*F, ..., D]: global average
+      visual = visual.reshape(visual.shape[:2] + (-1, visual.shape[-1])
+                              ).mean(axis=2)
+    visual = encoders.pool_frames(visual, self.frames_per_segment)
     valid = inputs.get("segment_mask")
     if valid is None:
       valid = jnp.ones(audio.shape[:2], jnp.float32)
@@ -187,16 +195,22 @@ def build(model_cfg, info: dict) -> EventHeadsNet:
       num_classes=len(info["classes"]), heads=heads,
       d_model=model_cfg.d_model, num_layers=model_cfg.num_layers,
       dropout=model_cfg.dropout,
-      frames_per_segment=specs["visual"].frames_per_segment,
+      frames_per_segment=specs[visual_key(model_cfg)].frames_per_segment,
       instant_k=model_cfg.instant_k, instant_ratio=model_cfg.instant_ratio,
       onset_source=model_cfg.onset_source,
       onset_threshold=model_cfg.onset_threshold,
-      dtype=getattr(jnp, model_cfg.dtype))
+      visual_key=visual_key(model_cfg), dtype=getattr(jnp, model_cfg.dtype))
 
 
 def input_features(model_cfg) -> tuple:
   """Dataset streams the model reads."""
   uses_onsets = ("onset" in tuple(model_cfg.heads)
                  and model_cfg.onset_source == "stored")
-  return ("audio", "visual") + (("onsets",) if uses_onsets else ())
+  return ("audio", visual_key(model_cfg)) + (
+      ("onsets",) if uses_onsets else ())
+
+
+def visual_key(model_cfg) -> str:
+  """The visual stream read (`model.visual_key`; older configs: "visual")."""
+  return model_cfg.get("visual_key", "visual")
 
