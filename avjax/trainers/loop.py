@@ -166,8 +166,8 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
   local_eval = sharding.check_batch_size(config.eval_batch_size,
                                          "eval_batch_size")
   data_dir = datasets.resolve(config.data)
-  features = models.input_features(config.model)
   info = tfrecord.read_info(data_dir)
+  features = models.input_features(config.model, info)
   src = pipeline.Source(
       data_dir, config.data.train_split, features, jax.process_index(),
       jax.process_count(), extra_splits=tuple(

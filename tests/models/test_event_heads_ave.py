@@ -22,7 +22,7 @@ class EventHeadsAVETest(absltest.TestCase):
   def test_config(self):
     c = eh_config.get_config("data=ave")
     self.assertEqual((c.data.name, c.model.visual_key, c.model.onset_source),
-                     ("ave", "visual_map", "features"))
+                     ("ave", "visual_map", "auto"))
     self.assertTrue(c.loss.background_last)
     self.assertEqual(tuple(c.data.extra_train_splits), ())
     self.assertEqual(eh.input_features(c.model), ("audio", "visual_map"))
@@ -36,6 +36,31 @@ class EventHeadsAVETest(absltest.TestCase):
     self.assertEqual(eh.input_features(old)[:2], ("audio", "visual"))
     with self.assertRaisesRegex(ValueError, "'ave'"):
       eh_config.get_config("data=vggsound")
+
+  def test_onsets_auto_reads_stored_onsets_when_the_dataset_has_them(self):
+    from avjax.models import build as build_lib  # pylint: disable=g-import-not-at-top
+    for data in ("llp", "ave"):
+      m = eh_config.get_config(f"data={data}").model
+      self.assertEqual(m.onset_source, "auto")
+      vis = m.visual_key
+      plain = {"classes": ["c"] * 4, "feature_specs": (
+          schema.FeatureSpec("audio", 1, (128,)),
+          schema.FeatureSpec(vis, 1, (512,)))}
+      with_onsets = dict(plain, feature_specs=plain["feature_specs"] + (
+          schema.ONSETS_FEATURE,))
+      self.assertEqual(build_lib.input_features(m, plain), ("audio", vis))
+      self.assertEqual(build_lib.input_features(m, with_onsets),
+                       ("audio", vis, "onsets"))
+      self.assertEqual(build.build(m, plain).onset_source, "features")
+      self.assertEqual(build.build(m, with_onsets).onset_source, "stored")
+      # Without dataset info (e.g. a tool listing streams): the rule.
+      self.assertEqual(build_lib.input_features(m), ("audio", vis))
+    self.assertEqual(eh_config.get_config(
+        "data=llp,onsets=features").model.onset_source, "features")
+    self.assertEqual(eh_config.get_config(
+        "data=llp,onsets=waveform").model.onset_source, "stored")
+    with self.assertRaisesRegex(ValueError, "onsets='auto'"):
+      eh_config.get_config("onsets=auto")
 
   def test_model_reads_the_visual_map(self):
     c = eh_config.get_config("data=ave,runlocal")
