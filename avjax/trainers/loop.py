@@ -190,7 +190,6 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
   local_eval = sharding.check_batch_size(config.eval_batch_size,
                                          "eval_batch_size")
   data_dir = datasets.resolve(config.data)
-  features = models.input_features(config.model)
   info = tfrecord.read_info(data_dir)
   absent = [s for s in config.data.extra_train_splits
             if s not in info["splits"]]
@@ -203,6 +202,7 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
         "background-only clips audio_feature_noisy.h5, visual_feature_noisy"
         ".h5, labels_noisy.h5; `python -m avjax.prepare ave --noisy=yes`), "
         "or train without it: --config.data.extra_train_splits='()'")
+  features = models.input_features(config.model, info)
   src = pipeline.Source(
       data_dir, config.data.train_split, features, jax.process_index(),
       jax.process_count(), extra_splits=tuple(config.data.extra_train_splits))
