@@ -98,6 +98,7 @@ OFFICIAL_HAN = {
     "model.cross_attention": True, "model.input_modalities": "av",
     "model.use_frames": True, "model.use_motion": True,
     "model.global_context": False, "model.separate_self_attention": False,
+    "model.modality_encoder_layers": 0,
     "model.skip": False, "model.adversarial": False, "model.avg_layers": 0,
     "model.init_from": "", "model.dtype": "float32",
     "model.init_scheme": "torch",

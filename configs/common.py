@@ -123,6 +123,9 @@ def avvp_net(**overrides) -> ml_collections.ConfigDict:
       # to every segment), the discriminator's BatchNorm1d ("batch") and the
       # ReLU before its gradient reversal.
       "gcaa_first_segment": False, "disc_norm": "layer", "disc_relu": False,
+      # VEBA (Li et al. 2022): per-modality multi-head self-attention
+      # encoder layers before the hybrid attention (0: none, HAN).
+      "modality_encoder_layers": 0, "modality_encoder_heads": 8,
       # AVG pretraining (Lamba et al. 2021): avg_layers > 0 puts the AVG
       # transformer encoder in front of the hybrid attention; init_from: a
       # pretraining workdir whose `avg_encoder` initialises it (frozen with

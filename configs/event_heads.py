@@ -13,18 +13,31 @@ naive_av), then the paper's Tables 1-4 from the row workdirs:
       --workdir=/tmp/eh
   python -m avjax.projects.event_heads.analyze --workdir=/tmp/eh --out=/tmp/eh/tables
 Args (`:a=b,...`): variant=five_heads|audio_only|visual_only|naive_av;
-onsets=waveform|features (synthetic: the stored onsets come from the rendered
-waveform (default) or from the audio-feature rule; LLP: `features` (default)
-computes the rule in the model, `waveform` reads an `onsets` stream added by
-`python -m avjax.data.onsets --audio_dir=WAVS`); data=synthetic|llp; runlocal.
+onsets=waveform|features|auto (synthetic: the stored onsets come from the
+rendered waveform (default) or from the audio-feature rule; LLP/AVE: `auto`
+(default) reads the dataset's `onsets` stream when it has one, else computes
+the feature rule in the model; `features` always computes the rule,
+`waveform` requires the `onsets` stream added by
+`python -m avjax.data.onsets --audio_dir=WAVS`, which uses a clip's raw audio
+when its WAV is there and reports how many clips got no onset);
+data=synthetic|llp|ave; runlocal.
 LLP (multi-label, trained with one label per clip):
   python -m avjax.main --config=configs/event_heads.py:data=llp \
+      --config.data.data_dir=DIR --workdir=...
+AVE (the paper's Table 1; `python -m avjax.prepare ave ...`): one event per
+clip plus background; the visual backbone reads AVE's `visual_map` (VGG-19
+pool5 maps, averaged over the 7x7 grid), a clip is trained on its event
+class (`loss.background_last`: the background only for background-only
+clips), onsets as LLP's (`auto`: stored ones after `avjax.data.onsets
+--audio_dir`, else the feature rule):
+  python -m avjax.main --config=configs/event_heads.py:data=ave \
       --config.data.data_dir=DIR --workdir=...
 """
 
 import ml_collections
 
 from avjax.data.synthetic import events as synthetic_events
+from configs import ave as ave_config
 from configs import common
 
 VARIANTS = {
@@ -51,11 +64,15 @@ def get_config(arg=None):
   arg = common.parse_arg(arg, variant="five_heads", onsets="",
                          data="synthetic", runlocal=False)
   arg.onsets = arg.onsets or ("waveform" if arg.data == "synthetic" else
-                              "features")
+                              "auto")
   if arg.variant not in VARIANTS:
     raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
-  if arg.onsets not in ("waveform", "features"):
-    raise ValueError(f"onsets={arg.onsets!r}; valid: 'waveform', 'features'")
+  if arg.onsets not in ("waveform", "features", "auto"):
+    raise ValueError(f"onsets={arg.onsets!r}; valid: 'waveform', "
+                     "'features', 'auto' (not synthetic)")
+  if arg.onsets == "auto" and arg.data == "synthetic":
+    raise ValueError("onsets='auto' is for data=llp|ave; the synthetic set "
+                     "takes 'waveform' or 'features'")
   c = common.avvp_base()  # schedule/checkpoint fields; loss, eval replaced
   c.experiment_name = f"event_heads_{arg.variant}"
   c.trainer = "event_heads"
@@ -68,12 +85,15 @@ def get_config(arg=None):
       # Instant layer: k = instant_k if > 0, else ceil(instant_ratio * T).
       "instant_k": 0, "instant_ratio": 0.1,
       # "stored": the dataset's `onsets` stream; "features": the audio-feature
-      # rule of avjax.data.onsets, computed in the model.
+      # rule of avjax.data.onsets, computed in the model; "auto": stored when
+      # the dataset has the stream, else features.
       "onset_source": "stored", "onset_threshold": 0.25,
-      "dtype": "float32"})
+      # The visual stream: "visual" (frames), AVE's "visual_map"/"visual_vec".
+      "visual_key": "visual", "dtype": "float32"})
   # "hash": a multi-label training clip keeps one label chosen by its id.
   c.loss = ml_collections.ConfigDict({"type": "event_heads",
-                                      "single_label": "hash"})
+                                      "single_label": "hash",
+                                      "background_last": False})
   c.eval = ml_collections.ConfigDict({"evaluator": "event_heads",
                                       "best_metric": "acc"})
   c.table_keys = list(TABLE_KEYS)
@@ -81,12 +101,20 @@ def get_config(arg=None):
     c.data = events_data(arg.onsets)
   elif arg.data == "llp":
     c.data = common.llp_data()
-    c.model.onset_source = "stored" if arg.onsets == "waveform" else (
-        "features")
+    c.model.onset_source = {"waveform": "stored"}.get(arg.onsets,
+                                                      arg.onsets)
     c.model.d_model = 256
     c.num_epochs, c.optim.decay_every_epochs = 20, 10
+  elif arg.data == "ave":
+    c.data = ave_config.data("ave", weak=False)
+    c.model.visual_key = "visual_map"
+    c.model.onset_source = {"waveform": "stored"}.get(arg.onsets,
+                                                      arg.onsets)
+    c.model.d_model = 256
+    c.loss.background_last = True
+    c.num_epochs, c.optim.decay_every_epochs = 20, 10
   else:
-    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp'")
+    raise ValueError(f"data={arg.data!r}; valid: 'synthetic', 'llp', 'ave'")
   if arg.runlocal:
     c.data.synthetic.update(num_train=512, num_val=64, num_test=64)
     c.num_epochs, c.log_every_steps = 2, 4

@@ -11,6 +11,12 @@ Variants (`:variant=NAME`), the rows of the paper's Tables 3-4:
   han       Tian et al. 2020: HAN's guided loss on the audio (AudioSet)
             labels, HAN's global gating
   ours      the VEBA loss, each modality gated by its own clip probability
+`encoder=NAME`: the per-modality encoder before HAN (`model.modality_encoder_*`)
+  paper     (default) the paper's Fig. 3: a multi-head self-attention encoder
+            per modality after the input projections. The paper names no
+            head or layer count; we take 1 layer of 8 heads (the Transformer
+            [23] the paper cites: d=512, 8 heads) with HAN's FFN width/dropout
+  none      plain HAN (the form of this config before issue #19)
 `vfrac=F` (config.loss.video_label_fraction): only a fraction F of the train
 clips gets its video labels, the rest use their audio labels (Fig. 5).
 Tables: python -m avjax.sweep --config=configs/veba.py --hyper=table3 (or
@@ -34,6 +40,8 @@ VARIANTS = {
 TABLE_KEYS = ["map_a", "map_v", "map_av", "seg_a", "seg_v", "seg_av", "ev_a",
               "ev_v", "ev_av"]
 FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# encoder=NAME -> (model.modality_encoder_layers, model.modality_encoder_heads)
+ENCODERS = {"paper": (1, 8), "none": (0, 8)}
 
 
 def veba_data(name: str) -> ml_collections.ConfigDict:
@@ -46,7 +54,9 @@ def veba_data(name: str) -> ml_collections.ConfigDict:
 
 def get_config(arg=None):
   arg = common.parse_arg(arg, variant="ours", data="synthetic", vfrac=1.0,
-                         runlocal=False)
+                         runlocal=False, encoder="paper")
+  if arg.encoder not in ENCODERS:
+    raise ValueError(f"encoder={arg.encoder!r}; valid: {sorted(ENCODERS)}")
   if arg.variant not in VARIANTS:
     raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
   if arg.data not in ("synthetic", "veba"):
@@ -57,7 +67,11 @@ def get_config(arg=None):
   c = common.avvp_base()
   c.experiment_name = f"veba_{arg.variant}"
   c.data = veba_data(arg.data)
+  if arg.encoder != "paper":
+    c.experiment_name += f"_enc_{arg.encoder}"
   c.model = common.avvp_net(use_motion=arg.data == "veba")
+  (c.model.modality_encoder_layers,
+   c.model.modality_encoder_heads) = ENCODERS[arg.encoder]
   c.loss.type = v["loss"]
   c.loss.video_label_fraction = arg.vfrac
   c.eval.evaluator = "veba"

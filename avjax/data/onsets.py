@@ -24,7 +24,8 @@ Adding onsets to a converted dataset (e.g. LLP after `avjax.prepare`):
 
 `WAVS/<clip_id>.wav` (or `<first 11 chars>.wav`, LLP's feature stem) is used
 when present, the feature rule otherwise; `dataset_info.json` of OUT records
-per split how many clips used which source.
+per split how many clips used which source and how many of those got an
+empty onset set (`empty_<source>`, printed as a report).
 """
 
 import argparse
@@ -162,6 +163,21 @@ def _read_clips(data_dir: str, info: dict, split: str):
       yield clip
 
 
+def report(clips_by_source: dict) -> str:
+  """Per split: clips by onset source and how many got an empty onset set
+  (such a clip's onset head sees no segment: `event_heads` pools nothing)."""
+  lines = []
+  for split, n in clips_by_source.items():
+    parts = []
+    for src in ("waveform", "features"):
+      if n.get(src):
+        e = n.get("empty_" + src, 0)
+        parts.append(f"{src} {n[src]} clips, {e} with no onset "
+                     f"({100.0 * e / n[src]:.1f}%)")
+    lines.append(f"{split}: " + ("; ".join(parts) or "no clips"))
+  return "\n".join(lines)
+
+
 def add_onsets(data_dir: str, out_dir: str, audio_dir: Optional[str] = None,
                method: str = "auto", threshold: float = 0.25,
                num_shards: Optional[int] = None) -> dict:
@@ -174,17 +190,20 @@ def add_onsets(data_dir: str, out_dir: str, audio_dir: Optional[str] = None,
   counts = {}
 
   def with_onsets(split):
-    n = counts.setdefault(split, {"waveform": 0, "features": 0})
+    n = counts.setdefault(split, {"waveform": 0, "features": 0,
+                                  "empty_waveform": 0, "empty_features": 0})
     for clip in _read_clips(data_dir, info, split):
       t = len(clip["audio"])
       wav = None if method == "features" else _wav_for(audio_dir, clip["id"])
       if wav:
         x, sr = read_wav(wav)
         on = waveform_onsets(x, sr, t, method, segment_seconds=len(x) / sr / t)
-        n["waveform"] += 1
+        source = "waveform"
       else:
         on = feature_onsets(clip["audio"], threshold=threshold)
-        n["features"] += 1
+        source = "features"
+      n[source] += 1
+      n["empty_" + source] += int(not np.any(on))
       clip["onsets"] = on.reshape(t, 1)
       yield clip
 
@@ -217,6 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   info = add_onsets(a.data_dir, a.out, a.audio_dir, a.method, a.threshold,
                     a.num_shards)
   print(info["extra"]["onsets"])
+  print(report(info["extra"]["onsets"]["clips_by_source"]))
 
 
 if __name__ == "__main__":

@@ -26,18 +26,27 @@ class Evaluator(common.Evaluator):
     predict_fn, source, local_batch_size, mesh: see `common.Evaluator`.
     heads: the model's heads (`config.model.heads`), in its output order.
     data_dir: the dataset (kept in the run's summary for the analysis).
+    background_last: the last class is AVE's background: without stored
+      primary labels, a clip's primary label is its event class (the
+      background only for background-only clips), so predicting the
+      background on an event clip is wrong (`config.loss.background_last`).
   """
 
   def __init__(self, predict_fn, source, local_batch_size: int, mesh, *,
-               heads: Sequence[str], data_dir: str = ""):
+               heads: Sequence[str], data_dir: str = "",
+               background_last: bool = False):
     super().__init__(predict_fn, source, local_batch_size, mesh)
     self.heads, self.data_dir = tuple(heads), data_dir
+    self.background_last = background_last
 
   def score(self, pred: Dict[str, np.ndarray]) -> Dict[str, float]:
     valid = metrics.head_valid(self.heads, pred.get("onset_sel"),
                                len(pred["logits"]))
-    return metrics.score(pred["logits"], pred["labels"],
-                         pred.get("primary_labels"), self.heads, valid)
+    primary = pred.get("primary_labels")
+    if primary is None and self.background_last:
+      primary = metrics.drop_background(pred["labels"])
+    return metrics.score(pred["logits"], pred["labels"], primary,
+                         self.heads, valid)
 
   def save_predictions(self, path: str, pred: Dict[str, np.ndarray]) -> None:
     np.savez_compressed(path, heads=np.asarray(self.heads), **{
@@ -51,4 +60,6 @@ class Evaluator(common.Evaluator):
 def make(s, split: str) -> Evaluator:
   return Evaluator(common.jit_predict_step(s.mesh, PRED_KEYS),
                    common.source(s, split), s.local_eval_batch, s.mesh,
-                   heads=s.config.model.heads, data_dir=s.data_dir)
+                   heads=s.config.model.heads, data_dir=s.data_dir,
+                   background_last=s.config.loss.get("background_last",
+                                                     False))

@@ -27,6 +27,16 @@ def single_label_targets(labels: jnp.ndarray,
   return labels * (jnp.cumsum(labels, -1) == j + 1)
 
 
+def drop_background(labels: jnp.ndarray) -> jnp.ndarray:
+  """Labels [B, C] whose last class is the background (AVE): it is kept only
+  on clips with no other label (background-only clips); an event clip's
+  label is its event (AVE's union labels add the background to every event
+  shorter than 10 s)."""
+  labels = (labels > 0).astype(jnp.float32)
+  has_event = labels[:, :-1].sum(-1) > 0
+  return labels.at[:, -1].set(jnp.where(has_event, 0.0, labels[:, -1]))
+
+
 def multi_head_loss(logits: jnp.ndarray, targets: jnp.ndarray,
                     heads: Sequence[str], weights: Optional[jnp.ndarray] = None
                     ) -> Dict[str, jnp.ndarray]:
@@ -48,7 +58,9 @@ def multi_head_loss(logits: jnp.ndarray, targets: jnp.ndarray,
 # `config.loss.type="event_heads"`: Eq. 4, the sum over the heads of
 # `config.model.heads` of the CE with the clip's single label;
 # `config.loss.single_label`: "hash" (a multi-label clip keeps one label
-# chosen by its id) or "first" (its first label in class order).
+# chosen by its id) or "first" (its first label in class order);
+# `config.loss.background_last` (AVE): the last class is the background,
+# trained only on clips without an event (`drop_background`).
 TYPES = ("event_heads",)
 SINGLE_LABEL = ("hash", "first")
 
@@ -63,5 +75,8 @@ def loss_fn(out, batch, *, config, step=None, total_steps: int = 1):
   del step, total_steps
   ids = (batch.get("clip_id_bytes") if config.loss.single_label == "hash"
          else None)
-  targets = single_label_targets(batch["labels"], ids)
+  labels = batch["labels"]
+  if config.loss.get("background_last", False):
+    labels = drop_background(labels)
+  targets = single_label_targets(labels, ids)
   return multi_head_loss(out["logits"], targets, tuple(config.model.heads))

@@ -128,6 +128,16 @@ def paired_bootstrap_f1(pred_a: np.ndarray, pred_b: np.ndarray,
           "num_samples": float(num_samples)}
 
 
+def drop_background(labels: np.ndarray) -> np.ndarray:
+  """[N, C] labels whose last class is AVE's background -> the event class
+  only; background-only clips keep the background (as
+  `losses.event_heads.drop_background`)."""
+  labels = (np.asarray(labels) > 0).astype(np.float32)
+  out = labels.copy()
+  out[labels[:, :-1].sum(-1) > 0, -1] = 0.0
+  return out
+
+
 def correct(pred: np.ndarray, labels: np.ndarray,
             primary: Optional[np.ndarray] = None) -> np.ndarray:
   """bool [N] or [N, H]: whether labels pred [N] or [N, H] are right."""

@@ -67,6 +67,12 @@ class AVVPNet(nn.Module):
       (reference: BatchNorm1d over all B*T*2 rows, `batch_stats`).
     disc_relu: ReLU on the features before the gradient reversal (the
       reference's `x_mod = self.activation(x)`).
+    modality_encoder_layers: L >= 0 per-modality multi-head self-attention
+      encoder layers (`HybridAttentionLayer` without its cross branch:
+      x' = LN(x + Drop(MHSA(x))), then the FFN; own weights per modality,
+      `enc_a_i`, `enc_v_i`) between the input projections and the hybrid
+      attention (VEBA, Li et al. 2022, Fig. 3); 0: none (HAN).
+    modality_encoder_heads: heads of those layers.
     avg_encoder: optional `avg.AVGEncoder` (AVG pretraining's transformer)
       that replaces the input projections; its parameters are the subtree
       `avg_encoder`, initialised from a pretraining run by the trainer.
@@ -93,6 +99,8 @@ class AVVPNet(nn.Module):
   global_context: bool = False
   gcaa_first_segment: bool = False
   separate_self_attention: bool = False
+  modality_encoder_layers: int = 0
+  modality_encoder_heads: int = 8
   skip: bool = False
   shared_fc: bool = False
   adversarial: bool = False
@@ -111,6 +119,21 @@ class AVVPNet(nn.Module):
         gcaa_first_segment=self.gcaa_first_segment,
         fused=self.fused_attention,
         init_scheme=self.init_scheme, dtype=self.dtype, name=name)
+
+  def _modality_encode(self, a, v, mask, train):
+    """The per-modality self-attention encoders (VEBA) on a, v [B, T, d]."""
+    for i in range(self.modality_encoder_layers):
+      for key in ("a", "v"):
+        layer = attention.HybridAttentionLayer(
+            self.d_model, self.modality_encoder_heads, self.d_ff,
+            self.dropout, cross_attention=False, fused=self.fused_attention,
+            init_scheme=self.init_scheme, dtype=self.dtype,
+            name=f"enc_{key}_{i}")
+        if key == "a":
+          a = layer(a, a, mask, train=train)
+        else:
+          v = layer(v, v, mask, train=train)
+    return a, v
 
   def _encode(self, a, v, mask, train):
     """The stacked hybrid attention layers on streams a, v [B, T, d]."""
@@ -183,7 +206,8 @@ class AVVPNet(nn.Module):
     """batch: audio [B,T,Da], visual [B,T*F,Dv], motion [B,T,Dm],
     segment_mask [B,T]. Returns the heads of `AttentiveMMILPooling` plus the
     streams `audio_emb`, `visual_emb` [B,T,d] (after hybrid attention) and
-    `audio_in`, `visual_in` [B,T,d] (before it); with `adversarial`, also
+    `audio_in`, `visual_in` [B,T,d] (before it, after any modality
+    encoder); with `adversarial`, also
     `disc_logits` [B,T,2] (audio 0, visual 1; features gradient-reversed with
     scale 1) and `disc_logits_detached` (same values, no feature gradient),
     which `losses.adversarial.adversarial_terms` combines into a scheduled
@@ -193,6 +217,7 @@ class AVVPNet(nn.Module):
       a, v = self._pretrained_streams(batch, train)
     else:
       a, v = self._project(batch)
+    a, v = self._modality_encode(a, v, mask, train)
     a_in, v_in = a, v
     a, v = self._encode(a, v, mask, train)
     x = jnp.stack([a, v], axis=2)
@@ -220,6 +245,10 @@ def check(model_cfg) -> list:
       (m.dtype in DTYPES, "dtype", "'float32' or 'bfloat16'"),
       (m.d_model % m.num_heads == 0, "num_heads",
        f"a divisor of model.d_model={m.d_model}"),
+      (m.modality_encoder_layers >= 0, "modality_encoder_layers", ">= 0"),
+      (m.modality_encoder_heads > 0
+       and m.d_model % m.modality_encoder_heads == 0,
+       "modality_encoder_heads", f"a divisor of model.d_model={m.d_model}"),
       (0.0 <= m.dropout < 1.0, "dropout", "in [0, 1)"),
       (m.disc_norm in discriminator.NORMS, "disc_norm",
        f"one of {discriminator.NORMS}"),
@@ -241,7 +270,9 @@ def build(model_cfg, info: dict) -> AVVPNet:
       pool_first=m.pool_first, fused_attention=m.fused_attention,
       global_context=m.global_context,
       gcaa_first_segment=m.gcaa_first_segment,
-      separate_self_attention=m.separate_self_attention, skip=m.skip,
+      separate_self_attention=m.separate_self_attention,
+      modality_encoder_layers=m.modality_encoder_layers,
+      modality_encoder_heads=m.modality_encoder_heads, skip=m.skip,
       shared_fc=m.shared_fc, adversarial=m.adversarial,
       disc_norm=m.disc_norm, disc_relu=m.disc_relu,
       avg_encoder=avg.encoder(m, info) if m.avg_layers else None,
@@ -275,7 +306,8 @@ def optimizer(tx, model_cfg):
 # Fields added to `config.model` after checkpoints were written without
 # them, with the value those runs had (the code's default then).
 LEGACY_FIELDS = {"shared_fc": False, "gcaa_first_segment": False,
-                 "disc_norm": "layer", "disc_relu": False}
+                 "disc_norm": "layer", "disc_relu": False,
+                 "modality_encoder_layers": 0, "modality_encoder_heads": 8}
 
 
 def upgrade_fingerprint(model_dict: dict) -> dict:

@@ -18,7 +18,9 @@ Every model is a module with one signature (big_vision's import by name):
 plus a config naming it.
 """
 
+import inspect
 from types import ModuleType
+from typing import Optional
 
 from avjax import errors
 from avjax.utils import registry
@@ -49,9 +51,13 @@ def build(model_cfg, info: dict):
   return get(model_cfg).build(model_cfg, info)
 
 
-def input_features(model_cfg) -> tuple:
-  """Feature streams the model of `config.model` reads."""
-  return tuple(get(model_cfg).input_features(model_cfg))
+def input_features(model_cfg, info: Optional[dict] = None) -> tuple:
+  """Feature streams the model of `config.model` reads (a module whose
+  `input_features` takes `info` may choose by the dataset's streams)."""
+  fn = get(model_cfg).input_features
+  if info is not None and "info" in inspect.signature(fn).parameters:
+    return tuple(fn(model_cfg, info=info))
+  return tuple(fn(model_cfg))
 
 
 def init_params(state, model_cfg):

@@ -91,19 +91,20 @@ def _numpy(v) -> np.ndarray:
   return np.asarray(v, np.float32)
 
 
-def _check(state_dict: Mapping[str, Any], shapes: Mapping[str, tuple]
+def _check(state_dict: Mapping[str, Any], shapes: Mapping[str, tuple],
+           ignored_prefixes: Tuple[str, ...] = IGNORED_PREFIXES
            ) -> Tuple[Dict[str, np.ndarray], List[str]]:
   """Used arrays by key and the ignored keys; ValueError on any mismatch."""
   keys = list(state_dict)
   if keys and all(k.startswith("module.") for k in keys):  # DataParallel
     state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
-  ignored = sorted(k for k in state_dict if k.startswith(IGNORED_PREFIXES))
+  ignored = sorted(k for k in state_dict if k.startswith(ignored_prefixes))
   unknown = sorted(k for k in state_dict
                    if k not in shapes and k not in ignored)
   if unknown:
     raise ValueError(f"unknown MMIL_Net state_dict key(s) {unknown}; "
                      f"expected the keys {sorted(shapes)} (plus ignored "
-                     f"prefixes {IGNORED_PREFIXES})")
+                     f"prefixes {ignored_prefixes})")
   missing = [k for k in shapes if k not in state_dict]
   if missing:
     raise ValueError("missing MMIL_Net state_dict key(s): " + ", ".join(
@@ -137,7 +138,9 @@ def _unfused_attention(w: Dict[str, np.ndarray], prefix: str,
 
 
 def convert_han(state_dict: Mapping[str, Any], *, fused: bool = True,
-                num_heads: int = 1, **dims) -> Converted:
+                num_heads: int = 1,
+                ignored_prefixes: Tuple[str, ...] = IGNORED_PREFIXES,
+                **dims) -> Converted:
   """An official MMIL_Net state_dict -> `AVVPNet` params and ignored keys.
 
   Args:
@@ -153,7 +156,8 @@ def convert_han(state_dict: Mapping[str, Any], *, fused: bool = True,
     ValueError: naming the key (and its expected shape) of any unknown,
       missing or wrongly shaped entry.
   """
-  w, ignored = _check(state_dict, han_state_dict_shapes(**dims))
+  w, ignored = _check(state_dict, han_state_dict_shapes(**dims),
+                      ignored_prefixes)
   params: Dict[str, Any] = {}
 
   def put(path, leaf):
@@ -172,6 +176,21 @@ def convert_han(state_dict: Mapping[str, Any], *, fused: bool = True,
     params["han_0"] = attention.fuse_params(params["han_0"])
   params = _tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
   return Converted(params, ignored)
+
+
+# MA (Yu-Wu/Modaily-Aware-Audio-Visual-Video-Parsing, nets/net_audiovisual.py
+# MMIL_Net, the same in steps 1-3) is HAN's MMIL_Net plus modules its forward
+# never calls (t_att, t_att2, fc1, fc2); its contrastive similarities are
+# computed from HAN's tensors (`audio_emb`, `visual_in`; `losses.nce`), so
+# the converted params are HAN's: `configs/avvp_ma.py` builds that model.
+MA_IGNORED_PREFIXES = IGNORED_PREFIXES + ("t_att.", "t_att2.", "fc1.", "fc2.")
+
+
+def convert_ma(state_dict: Mapping[str, Any], **kwargs) -> Converted:
+  """An official MA MMIL_Net state_dict -> `AVVPNet` params (`convert_han`
+  with MA's unused modules ignored)."""
+  return convert_han(state_dict, ignored_prefixes=MA_IGNORED_PREFIXES,
+                     **kwargs)
 
 
 def han_state_dict_to_params(state_dict: Mapping[str, Any], **kwargs

@@ -17,7 +17,7 @@ gets a zero onset feature (the layer has no evidence; its classifier then
 outputs its bias only).
 """
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -102,9 +102,13 @@ class EventHeadsNet(nn.Module):
     d_model, num_layers, dropout: backbone settings.
     frames_per_segment: F of the visual stream (frames are averaged).
     instant_k, instant_ratio: k of the instant layer.
-    onset_source: "stored" (input `onsets` [B, T, 1]) or "features" (the
+    onset_source: "stored" (input `onsets` [B, T, 1]; config "auto" builds
+      this when the dataset has an `onsets` stream) or "features" (the
       feature rule of `avjax.data.onsets` on the audio input, in-graph).
     onset_threshold: of the feature rule.
+    visual_key: the input stream of the visual backbone ("visual" [B, T*F,
+      Dv]; AVE: "visual_map" [B, T, 7, 7, 512], averaged over its spatial
+      axes, or "visual_vec" [B, T, 512]).
   """
   num_classes: int
   heads: Sequence[str] = HEADS
@@ -116,6 +120,7 @@ class EventHeadsNet(nn.Module):
   instant_ratio: float = 0.1
   onset_source: str = "stored"
   onset_threshold: float = 0.25
+  visual_key: str = "visual"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -129,7 +134,11 @@ class EventHeadsNet(nn.Module):
       onset_sel [B, T].
     """
     audio = inputs["audio"]
-    visual = encoders.pool_frames(inputs["visual"], self.frames_per_segment)
+    visual = inputs[self.visual_key]
+    if visual.ndim > 3:  # a spatial map [B, T*F, ..., D]: global average
+      visual = visual.reshape(visual.shape[:2] + (-1, visual.shape[-1])
+                              ).mean(axis=2)
+    visual = encoders.pool_frames(visual, self.frames_per_segment)
     valid = inputs.get("segment_mask")
     if valid is None:
       valid = jnp.ones(audio.shape[:2], jnp.float32)
@@ -162,7 +171,7 @@ def check(model_cfg) -> list:
   return errors.failed_checks(m, [
       (heads and not bad and len(set(heads)) == len(heads), "heads",
        f"distinct names from {HEADS}"),
-      (m.onset_source in ("stored", "features"), "onset_source",
+      (m.onset_source in ONSET_SOURCES, "onset_source",
        "'stored' or 'features'"),
       (m.dtype in ("float32", "bfloat16"), "dtype",
        "'float32' or 'bfloat16'"),
@@ -172,12 +181,28 @@ def check(model_cfg) -> list:
   ], "config.model.")
 
 
+# config.model.onset_source: "auto" reads the dataset's stored `onsets`
+# (`avjax.data.onsets`: from the raw audio where a clip's WAV was there)
+# when it has them, else the feature rule in the graph.
+ONSET_SOURCES = ("stored", "features", "auto")
+
+
+def onset_source(model_cfg, info: Optional[dict] = None) -> str:
+  """`model.onset_source` with "auto" resolved against the dataset `info`
+  (without info: "features")."""
+  src = model_cfg.onset_source
+  if src != "auto":
+    return src
+  names = {s.name for s in (info or {}).get("feature_specs", ())}
+  return "stored" if "onsets" in names else "features"
+
+
 def build(model_cfg, info: dict) -> EventHeadsNet:
   """EventHeadsNet sized for a dataset (`config.model`, dataset info)."""
   heads = tuple(model_cfg.heads)
   specs = {s.name: s for s in info["feature_specs"]}
-  if ("onset" in heads and model_cfg.onset_source == "stored"
-      and "onsets" not in specs):
+  source = onset_source(model_cfg, info)
+  if "onset" in heads and source == "stored" and "onsets" not in specs:
     raise ValueError(
         "config.model.onset_source='stored' but the dataset has no 'onsets' "
         "stream: add it with `python -m avjax.data.onsets --data_dir=... "
@@ -187,16 +212,22 @@ def build(model_cfg, info: dict) -> EventHeadsNet:
       num_classes=len(info["classes"]), heads=heads,
       d_model=model_cfg.d_model, num_layers=model_cfg.num_layers,
       dropout=model_cfg.dropout,
-      frames_per_segment=specs["visual"].frames_per_segment,
+      frames_per_segment=specs[visual_key(model_cfg)].frames_per_segment,
       instant_k=model_cfg.instant_k, instant_ratio=model_cfg.instant_ratio,
-      onset_source=model_cfg.onset_source,
+      onset_source=source,
       onset_threshold=model_cfg.onset_threshold,
-      dtype=getattr(jnp, model_cfg.dtype))
+      visual_key=visual_key(model_cfg), dtype=getattr(jnp, model_cfg.dtype))
 
 
-def input_features(model_cfg) -> tuple:
-  """Dataset streams the model reads."""
+def input_features(model_cfg, info: Optional[dict] = None) -> tuple:
+  """Dataset streams the model reads (`info`: resolves onset_source auto)."""
   uses_onsets = ("onset" in tuple(model_cfg.heads)
-                 and model_cfg.onset_source == "stored")
-  return ("audio", "visual") + (("onsets",) if uses_onsets else ())
+                 and onset_source(model_cfg, info) == "stored")
+  return ("audio", visual_key(model_cfg)) + (
+      ("onsets",) if uses_onsets else ())
+
+
+def visual_key(model_cfg) -> str:
+  """The visual stream read (`model.visual_key`; older configs: "visual")."""
+  return model_cfg.get("visual_key", "visual")
 

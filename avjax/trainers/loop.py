@@ -67,12 +67,16 @@ from avjax.data import pipeline
 from avjax.data import tfrecord
 from avjax.losses import registry as losses
 from avjax.models import build as models
+from avjax.trainers import run_config
 from avjax.trainers import train_lib
 from avjax.utils import checkpointing
 from avjax.utils import optim
 from avjax.utils import registry
 from avjax.utils import sharding
 from avjax.utils import writers
+
+# The config.json of a run, upgraded to the fields this code reads.
+read_config = run_config.read_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +194,6 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
   local_eval = sharding.check_batch_size(config.eval_batch_size,
                                          "eval_batch_size")
   data_dir = datasets.resolve(config.data)
-  features = models.input_features(config.model)
   info = tfrecord.read_info(data_dir)
   absent = [s for s in config.data.extra_train_splits
             if s not in info["splits"]]
@@ -203,6 +206,7 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
         "background-only clips audio_feature_noisy.h5, visual_feature_noisy"
         ".h5, labels_noisy.h5; `python -m avjax.prepare ave --noisy=yes`), "
         "or train without it: --config.data.extra_train_splits='()'")
+  features = models.input_features(config.model, info)
   src = pipeline.Source(
       data_dir, config.data.train_split, features, jax.process_index(),
       jax.process_count(), extra_splits=tuple(config.data.extra_train_splits))
@@ -416,49 +420,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   summary["final_params_sha256"] = train_lib.params_digest(state.params)
   writers.write_json(os.path.join(workdir, "results.json"), summary)
   return summary
-
-
-# Fields the code reads that the config.json of runs written before they
-# were config keys lacks, with the behaviour those runs had (the code's
-# default then); `read_config` adds them.
-LEGACY_FIELDS = {
-    "checkpoint_every_steps": 0, "max_steps": 0, "restart": False,
-    "data.extra_train_splits": (), "data.batch_unit": "clip",
-    "loss.dropped_target": "negative", "loss.global_drops_with_audio": False,
-    "loss.grl_scale": 1.0, "loss.video_label_fraction": 1.0,
-    "loss.use_modality_labels": False,
-}
-LEGACY_BY_TRAINER = {  # the trainer's components before they had names
-    "ave_supervised": {"eval.evaluator": "ave_acc"},
-    "avdln": {"eval.evaluator": "ave_cml"},
-    "event_heads": {"loss.type": "event_heads",
-                    "eval.evaluator": "event_heads"},
-}
-LEGACY_RENAMED = {"eval.evaluator": {"avvp": "avvp_f1"}}
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config.json of a run, upgraded to the fields this code reads
-  (`LEGACY_FIELDS`: a run written before a field existed had its old
-  default) so that any run, old or new, can be restored and scored."""
-  c = writers.read_json(os.path.join(workdir, "config.json"))
-  legacy = {**LEGACY_FIELDS, "eval.evaluator": "avvp_f1",
-            **LEGACY_BY_TRAINER.get(c.get("trainer"), {})}
-  if c.get("model", {}).get("name") == "avvp_net":
-    legacy.update({"model.shared_fc": False,
-                   "model.gcaa_first_segment": False,
-                   "model.disc_norm": "layer", "model.disc_relu": False})
-  if "avg" in c:  # AVG runs before the link rules had names
-    legacy.update({"avg.link": "any", "avg.silence_threshold": 2.0})
-  for key, value in legacy.items():
-    *parents, leaf = key.split(".")
-    node = c
-    for part in parents:
-      node = node.setdefault(part, {})
-    node.setdefault(leaf, value)
-    if key in LEGACY_RENAMED:
-      node[leaf] = LEGACY_RENAMED[key].get(node[leaf], node[leaf])
-  return ml_collections.ConfigDict(c)
 
 
 def maybe_run(workdir: str, final_file: str,

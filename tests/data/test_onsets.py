@@ -57,8 +57,8 @@ class OnsetsTest(absltest.TestCase):
     wavfile.write(f"{wavs}/clip0000.wav", 2000,
                   (burst_wave([2, 6]) * 32767).astype(np.int16))
     info = onsets.add_onsets(src, out, audio_dir=wavs)
-    self.assertEqual(info["extra"]["onsets"]["clips_by_source"]["train"],
-                     {"waveform": 1, "features": 7})
+    counts = info["extra"]["onsets"]["clips_by_source"]["train"]
+    self.assertEqual((counts["waveform"], counts["features"]), (1, 7))
     info = tfrecord.read_info(out)
     self.assertIn("onsets", [s.name for s in info["feature_specs"]])
     src_ = pipeline.Source(out, "train", ("audio", "onsets"))
@@ -66,6 +66,14 @@ class OnsetsTest(absltest.TestCase):
     i = list(batch["clip_id"]).index(b"clip0000")
     np.testing.assert_array_equal(np.flatnonzero(batch["onsets"][i, :, 0]),
                                   [2, 6])
+    # The empty onset sets counted per source are those stored.
+    empty = batch["onsets"][:, :, 0].sum(-1) == 0
+    self.assertEqual(counts["empty_waveform"], 0)
+    self.assertEqual(counts["empty_features"], int(empty.sum()))
+    text = onsets.report({"train": counts})
+    self.assertIn(f"features 7 clips, {int(empty.sum())} with no onset",
+                  text)
+    self.assertIn("waveform 1 clips, 0 with no onset (0.0%)", text)
     self.assertEqual(sorted(info["splits"]), ["test", "train", "val"])
 
 

@@ -105,9 +105,10 @@ class ModelTest(absltest.TestCase):
   def test_llp_config_builds_on_llp_shapes(self):
     from configs import event_heads as eh_config  # pylint: disable=g-import-not-at-top
     c = eh_config.get_config("data=llp")
-    self.assertEqual(c.model.onset_source, "features")
+    self.assertEqual(c.model.onset_source, "auto")
     info = {"classes": ["c"] * 25, "feature_specs": schema.LLP_FEATURES}
     model = eh.build(c.model, info)
+    self.assertEqual(model.onset_source, "features")  # no `onsets` stream
     x = {"audio": jnp.zeros((1, 10, 128)), "visual": jnp.zeros((1, 80, 2048)),
          "segment_mask": jnp.ones((1, 10))}
     shapes = jax.eval_shape(lambda x: model.apply(
