@@ -24,6 +24,7 @@ PAPER_TABLES = {
     "configs/avvp_ma.py": ("all",),
     "configs/avvp_crossmodal.py": ("table1", "table2", "appendix",
                                    "ablation"),
+    "configs/veba.py": ("table3", "fig5"),
 }
 
 
