@@ -25,6 +25,7 @@ PAPER_TABLES = {
     "configs/avvp_crossmodal.py": ("table1", "table2", "appendix",
                                    "ablation"),
     "configs/veba.py": ("table3", "fig5"),
+    "configs/event_heads.py": ("table1", "table1_seeds", "onsets"),
 }
 
 
