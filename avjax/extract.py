@@ -473,6 +473,7 @@ class Extractor:
     mesh = Mesh(np.asarray(devices), ("data",))
     self.data, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
     self.batch = cfg.batch_size * len(devices)
+    self.num_devices = len(devices)
     self.variables = {k: jax.device_put(m.variables, rep)
                       for k, m in self.models.items()}
 
@@ -483,8 +484,12 @@ class Extractor:
     for s in range(0, len(x), b):
       chunk = x[s:s + b]
       n = len(chunk)
-      if n < b:  # one compiled shape: pad the last batch
-        chunk = np.concatenate([chunk, np.zeros((b - n,) + chunk.shape[1:],
+      # A short batch (e.g. a 10 s video's 10 audio examples) is padded to
+      # the next multiple of the device count, not to the full batch: a few
+      # compiled shapes instead of up to batch_size x more work.
+      full = min(b, -(-n // self.num_devices) * self.num_devices)
+      if n < full:
+        chunk = np.concatenate([chunk, np.zeros((full - n,) + chunk.shape[1:],
                                                 chunk.dtype)])
       y = m.fn(self.variables[stream], jax.device_put(chunk, self.data))
       out.append(np.asarray(y, np.float32)[:n])

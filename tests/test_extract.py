@@ -89,7 +89,8 @@ def test_long_videos_stream_in_chunks_with_the_same_features(demo, name,
   chunked = extract.extract(str(demo / name), small,
                             extract.Extractor(small, fake_models()))
   for k in ("audio", "visual", "motion"):
-    np.testing.assert_allclose(chunked[k], whole[k], rtol=1e-5, atol=1e-6)
+    # equal up to float32 rounding (other batch shapes; features ~100)
+    np.testing.assert_allclose(chunked[k], whole[k], rtol=1e-5, atol=1e-4)
   assert chunked["info"]["decoded_frames"] == whole["info"]["decoded_frames"]
   assert chunked["info"]["chunk_segments"] == chunk
   # the chunk size does not enter the features' settings
