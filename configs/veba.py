@@ -12,11 +12,14 @@ Variants (`:variant=NAME`), the rows of the paper's Tables 3-4:
             labels, HAN's global gating
   ours      the VEBA loss, each modality gated by its own clip probability
 `encoder=NAME`: the per-modality encoder before HAN (`model.modality_encoder_*`)
-  paper     (default) the paper's Fig. 3: a multi-head self-attention encoder
-            per modality after the input projections. The paper names no
-            head or layer count; we take 1 layer of 8 heads (the Transformer
-            [23] the paper cites: d=512, 8 heads) with HAN's FFN width/dropout
-  none      plain HAN (the form of this config before issue #19)
+  paper     (default with data=veba) the paper's Fig. 3: a multi-head
+            self-attention encoder per modality after the input projections.
+            The paper names no head or layer count; we take 1 layer of 8
+            heads (the Transformer [23] the paper cites: d=512, 8 heads) with
+            HAN's FFN width/dropout
+  none      (default on the synthetic data) plain HAN, the form the synthetic
+            tables were measured with: on the synthetic default the encoder
+            costs every row 5-30 points (README, VEBA section)
 `vfrac=F` (config.loss.video_label_fraction): only a fraction F of the train
 clips gets its video labels, the rest use their audio labels (Fig. 5).
 Tables: python -m avjax.sweep --config=configs/veba.py --hyper=table3 (or
@@ -54,9 +57,11 @@ def veba_data(name: str) -> ml_collections.ConfigDict:
 
 def get_config(arg=None):
   arg = common.parse_arg(arg, variant="ours", data="synthetic", vfrac=1.0,
-                         runlocal=False, encoder="paper")
-  if arg.encoder not in ENCODERS:
-    raise ValueError(f"encoder={arg.encoder!r}; valid: {sorted(ENCODERS)}")
+                         runlocal=False, encoder="")
+  default_encoder = "paper" if arg.data == "veba" else "none"
+  encoder = arg.encoder or default_encoder
+  if encoder not in ENCODERS:
+    raise ValueError(f"encoder={encoder!r}; valid: {sorted(ENCODERS)}")
   if arg.variant not in VARIANTS:
     raise ValueError(f"variant={arg.variant!r}; valid: {sorted(VARIANTS)}")
   if arg.data not in ("synthetic", "veba"):
@@ -67,11 +72,11 @@ def get_config(arg=None):
   c = common.avvp_base()
   c.experiment_name = f"veba_{arg.variant}"
   c.data = veba_data(arg.data)
-  if arg.encoder != "paper":
-    c.experiment_name += f"_enc_{arg.encoder}"
+  if encoder != default_encoder:
+    c.experiment_name += f"_enc_{encoder}"
   c.model = common.avvp_net(use_motion=arg.data == "veba")
   (c.model.modality_encoder_layers,
-   c.model.modality_encoder_heads) = ENCODERS[arg.encoder]
+   c.model.modality_encoder_heads) = ENCODERS[encoder]
   c.loss.type = v["loss"]
   c.loss.video_label_fraction = arg.vfrac
   c.eval.evaluator = "veba"
@@ -111,14 +116,20 @@ PAPER = {v: dict(zip(("map_a", "map_v", "map_av", "seg_a", "seg_v", "seg_av",
 
 def get_hyper(h):
   """table3 / table4: baseline, HAN, ours (the same runs: Table 3 is their
-  tagging mAP, Table 4 their detection F); fig5: ours at video-label
-  fractions 0-100 %."""
+  tagging mAP, Table 4 their detection F); table3_encoder: the same rows
+  with the paper's per-modality encoder (encoder=paper); fig5: ours at
+  video-label fractions 0-100 %."""
   if h in ("table3", "table4", None):
     return [{"config": f"configs/veba.py:variant={v}", "name": v,
              "paper": dict(PAPER[v])} for v in ("baseline", "han", "ours")]
+  if h == "table3_encoder":
+    return [{"config": f"configs/veba.py:variant={v},encoder=paper",
+             "name": f"{v}+encoder", "paper": dict(PAPER[v])}
+            for v in ("baseline", "han", "ours")]
   if h == "fig5":  # vfrac=1.0 is `ours` (every clip with its video labels)
     return [{"config": f"configs/veba.py:vfrac={f}",
              "name": f"vfrac_{round(100 * f):03d}",
              **({"paper": dict(PAPER["ours"])} if f == 1.0 else {})}
             for f in FRACTIONS]
-  raise ValueError(f"hyper={h!r}; valid: 'table3', 'table4', 'fig5'")
+  raise ValueError(f"hyper={h!r}; valid: 'table3', 'table4', "
+                   "'table3_encoder', 'fig5'")
