@@ -38,3 +38,10 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
   del config
   shutil.rmtree(_ROOT, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+  """The slow tests first (stable otherwise), so that pytest-xdist workers
+  start the longest work early instead of ending on it."""
+  del config
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
