@@ -38,6 +38,7 @@ LAYER_NAMES = {0: "leaf libraries (utils, errors, metrics)", 1: "data",
                6: "projects and entry points"}
 # Trainer modules any trainer may import (the shared training loop).
 SHARED_TRAINERS = {"avjax.trainers.loop", "avjax.trainers.train_lib",
+                   "avjax.trainers.run_checkpoints",
                    "avjax.trainers.run_config"}
 
 # (importer, imported) edges that break the rules today. The test fails on

@@ -1,9 +1,16 @@
-"""Tiny fake datasets in the TFRecord contract, for fast tests."""
+"""Tiny fake datasets in the TFRecord contract, for fast tests; the
+golden fixtures of the official code's outputs."""
+
+import os
+from typing import Dict
 
 import numpy as np
 
 from avjax.data import schema
 from avjax.data import tfrecord
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "fixtures")
 
 CLASSES = ("a", "b", "c", "d")
 FEATURES = (schema.FeatureSpec("audio", 1, (6,)),
@@ -84,3 +91,15 @@ def check_parses(test, workdir: str, checkpoint: str = "best",
   test.assertTrue(np.all(~out["audio"] | (p[:, 0] >= run.threshold)))
   test.assertTrue(np.all(~out["visual"] | (p[:, 1] >= run.threshold)))
   return out
+
+
+def golden_path(name: str) -> str:
+  """tests/fixtures/<name>_golden.npz."""
+  return os.path.join(FIXTURES, f"{name}_golden.npz")
+
+
+def load_golden(name: str) -> Dict[str, np.ndarray]:
+  """All arrays of tests/fixtures/<name>_golden.npz (outputs of the official
+  code for fixed weights and inputs, computed once outside the project)."""
+  with np.load(golden_path(name)) as f:
+    return {k: f[k] for k in f.files}

@@ -67,6 +67,7 @@ from avjax.data import pipeline
 from avjax.data import tfrecord
 from avjax.losses import registry as losses
 from avjax.models import build as models
+from avjax.trainers import run_checkpoints
 from avjax.trainers import run_config
 from avjax.trainers import train_lib
 from avjax.utils import checkpointing
@@ -249,57 +250,10 @@ def make_state(s: Setup, rng=None):
   return state, sched
 
 
-def fingerprint(s: Setup, params) -> Dict[str, Any]:
-  """Fields that must match between a checkpoint and the current config."""
-  return {"model": s.config.model.to_dict(),
-          "classes": len(s.info["classes"]),
-          "features": {f["name"]: f for f in s.info["features"]
-                       if f["name"] in s.features},
-          "param_shapes": train_lib.param_shapes(params)}
-
-
-def _upgrade(s: Setup):
-  """A stored fingerprint as this code writes it (the model's hook)."""
-  def upgrade(fp):
-    if isinstance(fp.get("model"), dict):
-      fp = dict(fp, model=models.upgrade_fingerprint(s.config.model,
-                                                     fp["model"]))
-    return fp
-  return upgrade
-
-
-def managers(workdir: str, config):
-  """(latest, best) checkpoint managers of a workdir."""
-  return (checkpointing.manager(os.path.join(workdir, "checkpoints"),
-                                config.keep_checkpoints),
-          checkpointing.manager(os.path.join(workdir, "best"), 1))
-
-
 def restore(s: Setup, workdir: str, which: str = "best"):
   """(state, meta, step) of checkpoint `which` of a workdir: "best",
   "latest" or a step number (of `checkpoints/`)."""
-  state, _ = make_state(s)
-  latest, best = managers(workdir, s.config)
-  step = None if which in ("best", "latest") else int(which)
-  return checkpointing.restore(best if which == "best" else latest, step,
-                               state, fingerprint(s, state.params),
-                               _upgrade(s))
-
-
-def maybe_restore(s: Setup, state, latest, fp):
-  """Resumes from the workdir's latest checkpoint if there is one."""
-  meta = {"best_metric": -1.0, "best_step": -1, "history": []}
-  step = 0
-  if not s.config.restart and latest.all_steps():
-    state, meta, step = checkpointing.restore(latest, None, state, fp,
-                                              _upgrade(s))
-    writers.log("resumed from %s at step %d", latest.directory, step)
-  else:  # a fresh run: the model may initialise it (`model.init_from`)
-    state = models.init_params(state, s.config.model)
-  # Metrics logged after the restored step (or by a run killed before its
-  # first checkpoint) are written again by this run: drop them.
-  writers.truncate_jsonl(os.path.dirname(latest.directory), step)
-  return state, meta, step
+  return run_checkpoints.restore(s, make_state(s)[0], workdir, which)
 
 
 def maybe_validate(s: Setup, state, step, evaluator, latest, best, meta, fp,
@@ -327,13 +281,13 @@ def fit(s: Setup, workdir: str):
   config = s.config
   os.makedirs(workdir, exist_ok=True)
   state, sched = make_state(s)
-  fp = fingerprint(s, state.params)
+  fp = run_checkpoints.fingerprint(s, state.params)
   writers.log("%s: %d params, %d devices on %d host(s), %d steps/epoch, %d "
               "steps", config.experiment_name,
               train_lib.param_count(state.params), jax.device_count(),
               jax.process_count(), s.steps_per_epoch, s.total_steps)
-  latest, best = managers(workdir, config)
-  state, meta, start = maybe_restore(s, state, latest, fp)
+  latest, best = run_checkpoints.managers(workdir, config)
+  state, meta, start = run_checkpoints.maybe_restore(s, state, latest, fp)
   writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
   state_sharding = jax.tree.map(lambda x: x.sharding, state)
   step_fn = train_lib.jit_train_step(losses.make(config, s.total_steps),

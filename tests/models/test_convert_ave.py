@@ -8,8 +8,6 @@ once with the official code outside the project; the inputs are regenerated
 here: np.random.default_rng(0), audio standard_normal((2, 10, 128)), then
 visual |standard_normal((2, 10, 7, 7, 512))|."""
 
-import os
-
 from absl.testing import absltest
 import jax
 import numpy as np
@@ -18,9 +16,8 @@ import pytest
 from avjax.models import ave_net
 from avjax.models import convert_torch
 from configs import ave as ave_config
+from tests import testing_utils
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures",
-                       "ave_golden.npz")
 INFO = {"classes": [f"c{i}" for i in range(29)]}
 
 
@@ -36,11 +33,11 @@ class ConvertAVETest(absltest.TestCase):
 
   @pytest.mark.slow  # compiles two BiLSTM networks (~20 s on a busy CPU)
   def test_official_outputs(self):
-    golden = np.load(FIXTURE)
+    golden = testing_utils.load_golden("ave")
     x = inputs()
     for net, fusion in (("att", "concat"), ("dmrn", "dmrn")):
       with self.subTest(net):
-        sd = {k[len(net) + 1:]: golden[k] for k in golden.files
+        sd = {k[len(net) + 1:]: golden[k] for k in golden
               if k.startswith(net + "/") and not k.endswith("/prob")}
         cfg = ave_config.get_config(f"data=ave,fusion={fusion}").model
         cfg.update(lstm_hidden=8, att_dim=16, fusion_dim=16)
@@ -55,8 +52,8 @@ class ConvertAVETest(absltest.TestCase):
         self.assertGreater(float(np.std(golden[f"{net}/prob"])), 1e-3)
 
   def test_key_errors(self):
-    golden = np.load(FIXTURE)
-    sd = {k[4:]: golden[k] for k in golden.files
+    golden = testing_utils.load_golden("ave")
+    sd = {k[4:]: golden[k] for k in golden
           if k.startswith("att/") and not k.endswith("/prob")}
     del sd["L1.bias"]
     with self.assertRaisesRegex(ValueError, r"missing key\(s\) \['L1.bias'\]"):

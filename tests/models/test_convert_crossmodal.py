@@ -13,7 +13,6 @@ statistics) with the running statistics after that one update.
 """
 
 import json
-import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -24,9 +23,8 @@ from avjax.data import schema
 from avjax.models import build
 from avjax.models import convert_torch
 from configs import avvp_crossmodal
+from tests import testing_utils
 
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "fixtures", "crossmodal_golden.npz")
 OUTPUTS = {"global_prob": "global_prob", "a_prob": "audio_prob",
            "v_prob": "visual_prob", "frame_prob": "frame_prob"}
 ATOL = 1e-5
@@ -81,8 +79,7 @@ class ConvertCrossModalTest(parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    with np.load(FIXTURE) as f:
-      cls.golden = {k: f[k] for k in f.files}
+    cls.golden = testing_utils.load_golden("crossmodal")
     cls.shapes = json.loads(str(cls.golden["state_dict_shapes"]))
 
   def state_dict(self, seed):

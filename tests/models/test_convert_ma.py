@@ -9,7 +9,6 @@ Generator: /work/scratch/ma_golden.py (outside the project).
 """
 
 import json
-import os
 
 from absl.testing import absltest
 import jax
@@ -22,9 +21,8 @@ from avjax.models import build
 from avjax.models import convert_torch
 from configs import avvp_ma
 from tests.models.test_convert_torch import inputs, random_state_dict
+from tests import testing_utils
 
-FIXTURE = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "fixtures", "ma_golden.npz")
 OUTPUTS = {"global_prob": "global_prob", "a_prob": "audio_prob",
            "v_prob": "visual_prob", "frame_prob": "frame_prob"}
 ATOL = 1e-5
@@ -35,8 +33,7 @@ class ConvertMATest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    with np.load(FIXTURE) as f:
-      cls.golden = {k: f[k] for k in f.files}
+    cls.golden = testing_utils.load_golden("ma")
     cls.shapes = json.loads(str(cls.golden["state_dict_shapes"]))
     cls.config = avvp_ma.get_config("data=llp")
     info = {"classes": ["c"] * 25, "feature_specs": schema.LLP_FEATURES}

@@ -6,15 +6,13 @@ made outside the repo by /work/scratch/video_ref/make_fixtures.py (torch
 2.14.1, torchvision 0.29.1), key "<model>/<shape joined by x>".
 """
 
-import os
-
 import jax
 import numpy as np
 
 from avjax.models.extractors import checkpoints
+from tests import testing_utils
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures",
-                       "extractors_golden.npz")
+FIXTURE = testing_utils.golden_path("extractors")
 TOL = 1e-4  # relative to max(1, max |reference|)
 
 

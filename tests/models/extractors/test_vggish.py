@@ -12,8 +12,6 @@ Fixture entries: embedding (fc2 before any ReLU), torch_port (ReLU, PCA,
 round), tf_release (no ReLU, PCA, truncation), all [10, 128].
 """
 
-import os
-
 import jax
 import numpy as np
 import pytest
@@ -23,16 +21,14 @@ from avjax.data.video import decode
 from avjax.data.video import logmel
 from avjax.models.extractors import checkpoints
 from avjax.models.extractors import vggish
+from tests import testing_utils
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures",
-                       "vggish_golden.npz")
 PCA_SHAPES = {"pproc.pca_matrix": (128, 128), "pproc.pca_means": (128, 1)}
 
 
 @pytest.fixture(scope="module")
 def golden():
-  with np.load(FIXTURE) as f:
-    return {k: f[k] for k in f.files}
+  return testing_utils.load_golden("vggish")
 
 
 @pytest.fixture(scope="module")
