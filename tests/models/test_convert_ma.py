@@ -6,6 +6,13 @@ official MA MMIL_Net's outputs (eval mode, float32), its similarity matrix
 `sims` [B*10, 10] (HAN audio vs pre-HAN visual, cosine / 0.2) and the value
 of its NCE term (LabelSmoothingLoss(10, 0.1) of `sims` against step t).
 Generator: /work/scratch/ma_golden.py (outside the project).
+
+tests/fixtures/ma_grad_golden.npz holds the gradients of the official
+step-1 training loss (BCE of the audio, visual and global heads, Pa = y,
+Pv = 0.9 y + 0.05, plus the NCE term; probabilities clamped in place) for
+the golden weights (seed 0) and inputs (batch 5), eval mode: per parameter
+its L2 norm and its projection on a fixed normal direction. Generator:
+/work/scratch/ma_grad_golden.py (outside the project).
 """
 
 import json
@@ -85,6 +92,52 @@ class ConvertMATest(absltest.TestCase):
         self.assertAlmostEqual(float(terms["loss_nce"]), want, delta=ATOL,
                                msg=f"w{seed} b{b} nce")
     print(f"MA: max |avjax - official| = {worst:.2e}")
+
+  def test_golden_loss_gradients(self):
+    """The training signal, not only the forward pass: d(loss)/d(params) of
+    the config's loss equals the official step 1's, parameter by parameter
+    (the converter maps each torch tensor's entries onto avjax's, so a
+    direction converted alike gives the same projection)."""
+    g = testing_utils.load_golden("ma_grad")
+    cfg = self.config.loss
+    self.assertEqual((cfg.audio_smoothing, cfg.visual_smoothing), (0.0, 0.1))
+    shapes = json.loads(str(g["state_dict_shapes"]))
+    keys = sorted(shapes)
+    params = convert_torch.convert_ma(
+        random_state_dict(shapes, int(g["weight_seed"]))).params
+    x = dict(zip(("audio", "visual", "motion"),
+                 inputs(int(g["input_seed"]), int(g["batch_size"]))))
+    batch = {"labels": g["labels"]}
+
+    def loss(p):
+      out = self.model.apply({"params": p}, x, train=False)
+      return avvp_losses.loss_fn(out, batch, config=self.config)
+
+    parts = loss(params)
+    grads = jax.grad(lambda p: loss(p)["loss"])(params)
+    ours_terms = [float(parts[k]) for k in
+                  ("loss_audio", "loss_visual", "loss_global", "loss_nce")]
+    np.testing.assert_allclose(ours_terms, g["loss_terms"], rtol=1e-5)
+    grads = jax.tree_util.tree_map(np.asarray, grads)
+    zeros = {k: np.zeros(v, np.float32) for k, v in shapes.items()}
+    for key, want_proj, want_norm in zip(g["keys"], g["projection"],
+                                         g["norm"]):
+      key = str(key)
+      r = np.random.default_rng([int(g["direction_seed"]),
+                                 keys.index(key)]).standard_normal(
+                                     shapes[key]).astype(np.float32)
+      only = convert_torch.convert_ma(dict(zeros, **{key: r})).params
+      leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(
+          lambda a, b: (float((a.astype(np.float64) * b).sum()),
+                        float(((a.astype(np.float64) * (b != 0)) ** 2).sum())),
+          grads, only), is_leaf=lambda t: isinstance(t, tuple))
+      proj = sum(v[0] for v in leaves)
+      norm = float(np.sqrt(sum(v[1] for v in leaves)))
+      tol = 1e-4 * want_norm + 1e-7
+      self.assertAlmostEqual(proj, want_proj, delta=tol, msg=key)
+      self.assertAlmostEqual(norm, want_norm, delta=tol, msg=key)
+    self.assertLen(g["keys"], 30)  # HAN + MMIL + projections: MA's unused
+    # modules get no gradient in the reference either.
 
 
 if __name__ == "__main__":
