@@ -439,3 +439,67 @@ def convert_ave(state_dict: Mapping[str, Any], net: str = "att"
         for m in "av" for j, i in ((1, 0), (2, 2))}}
     params["head"] = {"Dense_1": _ave_linear(w, "L2")}
   return _tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+
+
+# AVDLN (AVE-ECCV18 cmm_train.py `scmm_net`, Keras 2): the released
+# model/cmm_model_weights.h5 stores four Dense layers named in creation order,
+# each as group `dense_k/dense_k/{kernel:0, bias:0}` (kernels [in, out], as
+# flax's):
+#   dense_1 [512, 128], dense_2 [128, 64]  -> visual/Dense_0, Dense_1
+#   dense_3 [128, 128], dense_4 [128, 64]  -> audio/Dense_0, Dense_1
+# The official distance is sqrt(max(sum of squares, 1e-7)) (Keras's epsilon),
+# avjax's sqrt(sum + 1e-9): equal above ~1e-3 (checked by
+# tests/models/test_convert_avdln.py against Keras outputs).
+AVDLN_LAYERS = {"dense_1": ("visual", "Dense_0"),
+                "dense_2": ("visual", "Dense_1"),
+                "dense_3": ("audio", "Dense_0"),
+                "dense_4": ("audio", "Dense_1")}
+
+
+def load_keras_h5(path: str) -> Dict[str, np.ndarray]:
+  """Weights of a Keras 2 `save_weights` .h5 file as {"layer/name": array}
+  (e.g. "dense_1/kernel"), read with h5py (no Keras needed)."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  out = {}
+  try:
+    f = h5py.File(path, "r")
+  except OSError as e:
+    raise ValueError(f"{path}: not an HDF5 weights file ({e})") from e
+  with f:
+    root = f["model_weights"] if "model_weights" in f else f
+    for layer in root:
+      names = root[layer].attrs.get("weight_names", [])
+      for name in names:
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        short = name.split("/")[-1].split(":")[0]
+        out[f"{layer}/{short}"] = np.asarray(root[layer][name], np.float32)
+  return out
+
+
+def convert_avdln(weights: Mapping[str, Any]) -> Dict[str, Any]:
+  """The official AVDLN weights ({"dense_k/kernel"|"dense_k/bias": array},
+  `load_keras_h5` of cmm_model_weights.h5) -> `avdln.AVDLN` params (hidden
+  128, out 64, as configs/ave_cml.py).
+
+  Raises:
+    ValueError: naming any unknown, missing or misshapen weight.
+  """
+  shapes = {"dense_1": (512, 128), "dense_2": (128, 64),
+            "dense_3": (128, 128), "dense_4": (128, 64)}
+  expected = {f"{layer}/{p}": (shape if p == "kernel" else shape[1:])
+              for layer, shape in shapes.items() for p in ("kernel", "bias")}
+  w = {k: _numpy(v) for k, v in weights.items()}
+  unknown = sorted(set(w) - set(expected))
+  missing = sorted(set(expected) - set(w))
+  bad = sorted(f"{k} {w[k].shape} (expected {expected[k]})" for k in w
+               if k in expected and w[k].shape != expected[k])
+  if unknown or missing or bad:
+    raise ValueError(
+        f"AVDLN weights: unknown {unknown}, missing {missing}, misshapen "
+        f"{bad} (expected the four Dense layers of AVE-ECCV18's scmm_net: "
+        "dense_1/2 video 512->128->64, dense_3/4 audio 128->128->64)")
+  params: Dict[str, Any] = {"audio": {}, "visual": {}}
+  for layer, (branch, name) in AVDLN_LAYERS.items():
+    params[branch][name] = {"kernel": jnp.asarray(w[f"{layer}/kernel"]),
+                            "bias": jnp.asarray(w[f"{layer}/bias"])}
+  return params
