@@ -32,6 +32,7 @@ LAYERS = {
     "projects": 6, "main": 6, "evaluate": 6, "prepare": 6, "score": 6,
     "sweep": 6, "benchmark": 6, "parity": 6, "parity_ma": 6,
     "parity_official": 6, "parity_ma_official": 6, "extract": 6, "parse": 6,
+    "import_official": 6,
 }
 LAYER_NAMES = {0: "leaf libraries (utils, errors, metrics)", 1: "data",
                2: "models", 3: "losses", 4: "trainers", 5: "evaluators",

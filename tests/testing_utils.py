@@ -36,16 +36,17 @@ def fake_clip(i: int, t: int = 5, dense: bool = True, seed: int = 0,
 
 
 def write_fake_dataset(out_dir: str, sizes=None, num_shards: int = 4,
-                       lengths=(5,), seed: int = 0) -> dict:
+                       lengths=(5,), seed: int = 0, classes=CLASSES,
+                       features=FEATURES) -> dict:
   """Writes train (weak only) / val / test (dense) splits; returns info."""
   sizes = sizes or {"train": 64, "val": 20, "test": 21}
-  w = tfrecord.DatasetWriter(out_dir, "fake", CLASSES, FEATURES)
+  w = tfrecord.DatasetWriter(out_dir, "fake", classes, features)
   for k, (split, n) in enumerate(sizes.items()):
     dense = split != "train"
     keys = ("labels", "audio_labels", "visual_labels") + (
         schema.DENSE_KEYS if dense else ())
-    clips = (fake_clip(1000 * k + i, lengths[i % len(lengths)], dense, seed)
-             for i in range(n))
+    clips = (fake_clip(1000 * k + i, lengths[i % len(lengths)], dense, seed,
+                       features, len(classes)) for i in range(n))
     w.write_split(split, clips, keys, num_shards)
   return w.finish()
 
