@@ -1,4 +1,4 @@
-"""Evaluates a trained checkpoint without training.
+r"""Evaluates a trained checkpoint without training.
 
   python -m avjax.evaluate --config=configs/avvp_han.py --workdir=DIR \
       --checkpoint=best --splits=test

@@ -1,4 +1,4 @@
-"""Trains (and at the end evaluates) an avjax experiment.
+r"""Trains (and at the end evaluates) an avjax experiment.
 
   python -m avjax.main --config=configs/avvp_han.py --workdir=/tmp/avjax/han
   python -m avjax.main --config=configs/avvp_han.py:runlocal \

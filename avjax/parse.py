@@ -1,4 +1,4 @@
-"""Parses video files into audio / visual / audio-visual events.
+r"""Parses video files into audio / visual / audio-visual events.
 
   python -m avjax.parse VIDEO_OR_DIR... --workdir=TRAINED_RUN \
       [--checkpoint=best|latest|STEP] [--out=DIR] [--threshold=P] \

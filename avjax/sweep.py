@@ -1,4 +1,4 @@
-"""Runs the rows of a paper table and writes it as markdown.
+r"""Runs the rows of a paper table and writes it as markdown.
 
   python -m avjax.sweep --config=configs/avvp_ma.py --hyper=table2 \
       --workdir=/tmp/avjax/ma_table2
