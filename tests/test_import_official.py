@@ -16,10 +16,12 @@ from avjax.models import convert_torch
 from avjax.trainers import avvp_weak
 from avjax.trainers import loop
 from configs import ave_cml
+from configs import avvp_crossmodal
 from configs import avvp_han
 from configs import avvp_ma
 from tests import testing_utils as tu
 from tests.models import test_convert_avdln
+from tests.models import test_convert_crossmodal
 from tests.models.test_convert_torch import random_state_dict
 from tests.trainers import test_ave_supervised
 
@@ -88,6 +90,22 @@ class ImportOfficialTest(absltest.TestCase):
     state, _, _ = loop.restore(s, workdir, "best")
     want = convert_torch.convert_ma(np.load(weights)).params
     jax.tree.map(np.testing.assert_array_equal, state.params, want)
+
+  def test_crossmodal_weights_keep_batchnorm_statistics(self):
+    shapes = json.loads(str(tu.load_golden("crossmodal")["state_dict_shapes"]))
+    sd = test_convert_crossmodal.random_state_dict(shapes, 0)
+    weights = os.path.join(tu.make_tempdir(self), "crossmodal.npz")
+    np.savez(weights, **sd)
+    workdir = os.path.join(tu.make_tempdir(self), "run")
+    c, source = import_official.import_weights(
+        config(avvp_crossmodal, self.data), weights, workdir)
+    self.assertEqual(source, "crossmodal")
+    s = loop.setup(c, train=False, trainer=avvp_weak.TRAINER)
+    state, _, _ = loop.restore(s, workdir, "best")
+    want = convert_torch.convert_crossmodal(sd).variables
+    jax.tree.map(np.testing.assert_array_equal, state.params, want["params"])
+    jax.tree.map(np.testing.assert_array_equal,
+                 state.model_state["batch_stats"], want["batch_stats"])
 
   def test_avdln_keras_weights_score_a2v_and_v2a(self):
     data, _ = test_ave_supervised.converted_fixture()

@@ -217,7 +217,8 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
     raise ValueError(f"config.loss (type {config.loss.type!r}) reads "
                      f"{missing}, which split {src.split!r} of {data_dir} "
                      "does not have")
-  spe = src.steps_per_epoch(local_batch)
+  # Evaluation only (train=False) needs no full training batch.
+  spe = src.steps_per_epoch(local_batch) if train else 1
   if batch_unit(config) == "segment":  # batches of single segments
     spe *= int(src.info["max_segments"])
   total = int(config.num_epochs * spe)
