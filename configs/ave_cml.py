@@ -13,9 +13,11 @@ otherwise):
   reference  the official code (cmm_train.py): same-time pairs (A_t, V_t),
              y = 1 on event segments and 0 on background ones, no shifted
              or cross-clip negatives, no balancing (loss.pairs=same_time);
-             batches of 8 *pairs* (data.batch_unit=segment: 10x the updates
-             of 8 clips); the final model is reported (eval.checkpoint=
-             final; the reference saves its weights after the last epoch).
+             batches of 8 *pairs* drawn from a permutation of all the
+             split's pairs (data.batch_unit=segment_split: 10x the updates
+             of 8 clips; Keras fit(shuffle=True)); the final model is
+             reported (eval.checkpoint=final; the reference saves its
+             weights after the last epoch).
   avjax      the earlier form: batches of 8 clips; event pairs against
              shifted (A_i, V_j) and cross-clip negatives, weighed half and
              half (loss.pairs=shifted); the best epoch on val reported.
@@ -36,7 +38,7 @@ VARIANTS = {
 }
 LOSSES = {"avdln": "contrastive", "dcca": "dcca"}
 FORMS = {  # see the module docstring
-    "reference": {"pairs": "same_time", "batch_unit": "segment",
+    "reference": {"pairs": "same_time", "batch_unit": "segment_split",
                   "checkpoint": "final"},
     "avjax": {"pairs": "shifted", "batch_unit": "clip", "checkpoint": "best"},
 }

@@ -358,6 +358,25 @@ def train_batches(src: Source, local_batch_size: int, seed: int,
         return
 
 
+def _segment_rows(batch: Dict[str, np.ndarray], info: dict,
+                  features: Sequence[str]) -> Dict[str, np.ndarray]:
+  """B clips -> B*T rows of one segment each (row b*T + t is clip b's
+  segment t): features [B*T, fps, ...], `segment_mask` and `seg_*`
+  [B*T, 1, ...], clip-level keys repeated."""
+  t = int(info["max_segments"])
+  fps = {x.name: x.frames_per_segment for x in info["feature_specs"]}
+  b = len(batch["clip_id"])
+  rows = {}
+  for k, v in batch.items():
+    if k in features:
+      rows[k] = v.reshape((b * t, fps[k]) + v.shape[2:])
+    elif k == "segment_mask" or k.startswith("seg_"):
+      rows[k] = v.reshape((b * t, 1) + v.shape[2:])
+    else:
+      rows[k] = np.repeat(v, t, axis=0)
+  return rows
+
+
 def segment_batches(clip_batches: Iterator[Dict[str, np.ndarray]],
                     info: dict, features: Sequence[str], seed: int,
                     start_step: int = 0) -> Iterator[Dict[str, np.ndarray]]:
@@ -368,27 +387,72 @@ def segment_batches(clip_batches: Iterator[Dict[str, np.ndarray]],
   a seeded order over the batch's B*T rows. So a step sees B pairs, as the
   AVE cross-modality reference (Keras fit on segment pairs, batch 8), and
   an epoch has T times the steps; the order is a permutation within each
-  group of B clips (the reference permutes all pairs of the split).
+  group of B clips (`split_segment_batches` permutes all pairs of the
+  split, as the reference).
   start_step (in segment batches) skips the first start_step % T batches of
   the first clip batch (the caller starts the clips at start_step // T)."""
   t = int(info["max_segments"])
-  fps = {x.name: x.frames_per_segment for x in info["feature_specs"]}
   step = (start_step // t) * t
   for batch in clip_batches:
     b = len(batch["clip_id"])
-    rows = {}
-    for k, v in batch.items():
-      if k in features:
-        rows[k] = v.reshape((b * t, fps[k]) + v.shape[2:])
-      elif k == "segment_mask" or k.startswith("seg_"):
-        rows[k] = v.reshape((b * t, 1) + v.shape[2:])
-      else:
-        rows[k] = np.repeat(v, t, axis=0)
+    rows = _segment_rows(batch, info, features)
     order = np.random.default_rng([seed, step, 7]).permutation(b * t)
     for i in range(t):
       if step >= start_step:
         yield {k: v[order[i * b:(i + 1) * b]] for k, v in rows.items()}
       step += 1
+
+
+# `split_segment_batches` holds a host's whole split in memory; above this
+# it refuses (batch_unit="segment" permutes within groups of clips instead).
+SPLIT_ROWS_MAX_BYTES = 4 << 30
+
+
+def split_segment_bytes(src: "Source") -> int:
+  """Host memory of `split_segment_batches`' rows for `src` (features only,
+  float32)."""
+  specs = {x.name: x for x in src.info["feature_specs"]}
+  per_segment = sum(specs[f].frames_per_segment * int(np.prod(
+      specs[f].shape)) for f in src.features) * 4
+  return max(src.host_counts) * int(src.info["max_segments"]) * per_segment
+
+
+def split_segment_batches(src: "Source", local_batch_size: int, seed: int,
+                          start_step: int = 0,
+                          num_steps: Optional[int] = None
+                          ) -> Iterator[Dict[str, np.ndarray]]:
+  """Training batches of single segments, each epoch a uniform permutation
+  of ALL (clip, segment) rows of the host's split (`config.data.batch_unit=
+  "segment_split"`: the AVE cross-modality reference's Keras `fit(shuffle=
+  True)` over the split's segment pairs). Rows as `segment_batches`; the
+  split is read once into memory (its features must fit in
+  `SPLIT_ROWS_MAX_BYTES`). An epoch has as many steps as with
+  `segment_batches` (T x the clip batches), and the stream is a pure
+  function of (seed, step), so a resumed run continues it exactly."""
+  need = split_segment_bytes(src)
+  if need > SPLIT_ROWS_MAX_BYTES:
+    raise ValueError(
+        f"data.batch_unit='segment_split' holds split {src.split!r} of "
+        f"{src.data_dir} in memory: {need / 2**30:.1f} GiB of features "
+        f"{tuple(src.features)}, over {SPLIT_ROWS_MAX_BYTES / 2**30:.0f} GiB;"
+        " use --config.data.batch_unit=segment (pairs permuted within "
+        "groups of batch_size clips)")
+  parts = []
+  for batch in eval_batches(src, local_batch_size):
+    keep = batch["_mask"] > 0
+    parts.append({k: v[keep] for k, v in batch.items() if k != "_mask"})
+  clips = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  rows = _segment_rows(clips, src.info, src.features)
+  n = len(rows["clip_id"])
+  t = int(src.info["max_segments"])
+  spe = src.steps_per_epoch(local_batch_size) * t
+  step = start_step
+  while num_steps is None or step < num_steps:
+    epoch, offset = divmod(step, spe)
+    order = np.random.default_rng([seed, epoch, 3]).permutation(n)
+    idx = order[offset * local_batch_size:(offset + 1) * local_batch_size]
+    yield {k: v[idx] for k, v in rows.items()}
+    step += 1
 
 
 def num_eval_batches(src: Source, local_batch_size: int) -> int:

@@ -5,7 +5,7 @@ Training pairs, `config.loss.pairs`:
                (A_t, V_t): y = 1 on an event segment, 0 on a background one;
                the loss is the plain mean over the batch's valid pairs (no
                balancing). The reference batches 8 such pairs
-               (`config.data.batch_unit="segment"`).
+               (`config.data.batch_unit="segment"` or "segment_split").
   shifted      (avjax's earlier form) (A_t, V_t) of an event segment is
                synchronized (y = 1); (A_i, V_j), i != j, of the same clip
                with an event segment on either side, and (A_t, V_t) of two

@@ -119,13 +119,16 @@ class Setup:
   train_src: Optional[pipeline.Source]
 
 
-BATCH_UNITS = ("clip", "segment")
+BATCH_UNITS = ("clip", "segment", "segment_split")
 REPORTED = ("best", "final")
 
 
 def batch_unit(config) -> str:
-  """`config.data.batch_unit`: "clip" (a batch of `batch_size` clips) or
-  "segment" (`batch_size` single segments; `pipeline.segment_batches`)."""
+  """`config.data.batch_unit`: "clip" (a batch of `batch_size` clips),
+  "segment" (`batch_size` single segments, permuted within groups of
+  `batch_size` clips; `pipeline.segment_batches`) or "segment_split"
+  (single segments permuted over the whole split, as the AVE cross-modality
+  reference; `pipeline.split_segment_batches`)."""
   return config.data.get("batch_unit", "clip")
 
 
@@ -219,7 +222,7 @@ def setup(config, train: bool = True, trainer: Trainer = DEFAULT) -> Setup:
                      "does not have")
   # Evaluation only (train=False) needs no full training batch.
   spe = src.steps_per_epoch(local_batch) if train else 1
-  if batch_unit(config) == "segment":  # batches of single segments
+  if batch_unit(config) != "clip":  # batches of single segments
     spe *= int(src.info["max_segments"])
   total = int(config.num_epochs * spe)
   if config.max_steps:
@@ -296,7 +299,10 @@ def fit(s: Setup, workdir: str):
   val = make_evaluator(s, config.data.val_split)
   writer = writers.Writer(workdir)
   prog = writers.Progress(s.total_steps, start, config.batch_size)
-  if batch_unit(config) == "segment":
+  if batch_unit(config) == "segment_split":
+    host = pipeline.split_segment_batches(s.train_src, s.local_batch,
+                                          config.seed, start, s.total_steps)
+  elif batch_unit(config) == "segment":
     t = int(s.info["max_segments"])
     host = pipeline.segment_batches(pipeline.train_batches(
         s.train_src, s.local_batch, config.seed, start // t,

@@ -8,6 +8,7 @@ from avjax.data import pipeline
 from avjax.data import schema
 from avjax.losses import cml
 from configs import ave_cml
+from tests import testing_utils as tu
 
 
 class PairMasksTest(absltest.TestCase):
@@ -31,7 +32,7 @@ class ReferenceProtocolTest(absltest.TestCase):
     ref = ave_cml.get_config("data=ave")
     self.assertEqual((ref.loss.pairs, ref.data.batch_unit,
                       ref.eval.checkpoint, ref.batch_size),
-                     ("same_time", "segment", "final", 8))
+                     ("same_time", "segment_split", "final", 8))
     for old in (ave_cml.get_config("data=ave,form=avjax"),
                 ave_cml.get_config()):
       self.assertEqual((old.loss.pairs, old.data.batch_unit,
@@ -95,6 +96,55 @@ class ReferenceProtocolTest(absltest.TestCase):
     self.assertLen(resumed, 2)
     for a, b in zip(resumed, out[4:]):
       np.testing.assert_array_equal(a["audio"], b["audio"])
+
+  def test_split_segment_batches_permute_every_pair_of_the_split(self):
+    data = tu.make_tempdir(self)
+    tu.write_fake_dataset(data, {"train": 16, "val": 2, "test": 2},
+                          num_shards=2, lengths=(3,))
+    src = pipeline.Source(data, "train", ("audio",))
+    clips = {c["id"]: c for c in pipeline.read_clips(data, "train")}
+    b, t = 4, 3
+    spe = src.steps_per_epoch(b) * t  # 12 steps of 4 pairs = all 48 rows
+    out = list(pipeline.split_segment_batches(src, b, seed=0,
+                                              num_steps=2 * spe))
+    self.assertLen(out, 2 * spe)
+    for epoch in (out[:spe], out[spe:]):
+      rows = []
+      for x in epoch:
+        self.assertEqual(x["audio"].shape, (b, 1, 6))
+        self.assertEqual(x["segment_mask"].shape, (b, 1))
+        for cid, a in zip(x["clip_id"], x["audio"][:, 0]):
+          seg = [k for k in range(t) if np.array_equal(
+              clips[cid.decode()]["audio"][k], a)]
+          self.assertLen(seg, 1)  # a real segment of that clip
+          rows.append((cid.decode(), seg[0]))
+      self.assertLen(set(rows), 16 * t)  # every pair exactly once
+    # Split-wide: the first T steps mix more than the B clips a group has.
+    first = {c for x in out[:t] for c in x["clip_id"]}
+    self.assertGreater(len(first), b)
+    self.assertNotEqual([x["clip_id"].tolist() for x in out[:spe]],
+                        [x["clip_id"].tolist() for x in out[spe:]])
+    # A pure function of (seed, step): resuming at step 7 continues exactly.
+    resumed = list(pipeline.split_segment_batches(src, b, seed=0,
+                                                  start_step=7,
+                                                  num_steps=2 * spe))
+    self.assertLen(resumed, 2 * spe - 7)
+    for a, x in zip(resumed, out[7:]):
+      np.testing.assert_array_equal(a["audio"], x["audio"])
+      np.testing.assert_array_equal(a["clip_id"], x["clip_id"])
+
+  def test_split_segment_batches_refuse_a_split_over_the_memory_limit(self):
+    data = tu.make_tempdir(self)
+    tu.write_fake_dataset(data, {"train": 8, "val": 2, "test": 2},
+                          num_shards=1, lengths=(3,))
+    src = pipeline.Source(data, "train", ("audio", "visual"))
+    self.assertEqual(pipeline.split_segment_bytes(src),
+                     8 * 3 * (6 + 2 * 8) * 4)
+    old = pipeline.SPLIT_ROWS_MAX_BYTES
+    pipeline.SPLIT_ROWS_MAX_BYTES = 100
+    self.addCleanup(setattr, pipeline, "SPLIT_ROWS_MAX_BYTES", old)
+    with self.assertRaisesRegex(ValueError, r"batch_unit=segment \(pairs"):
+      next(pipeline.split_segment_batches(src, 4, seed=0))
 
 
 if __name__ == "__main__":
