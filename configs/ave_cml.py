@@ -17,7 +17,8 @@ otherwise):
              split's pairs (data.batch_unit=segment_split: 10x the updates
              of 8 clips; Keras fit(shuffle=True)); the final model is
              reported (eval.checkpoint=final; the reference saves its
-             weights after the last epoch).
+             weights after the last epoch); Keras's Dense initialisation
+             (model.init_scheme=keras: Glorot-uniform, zero bias).
   avjax      the earlier form: batches of 8 clips; event pairs against
              shifted (A_i, V_j) and cross-clip negatives, weighed half and
              half (loss.pairs=shifted); the best epoch on val reported.
@@ -39,8 +40,9 @@ VARIANTS = {
 LOSSES = {"avdln": "contrastive", "dcca": "dcca"}
 FORMS = {  # see the module docstring
     "reference": {"pairs": "same_time", "batch_unit": "segment_split",
-                  "checkpoint": "final"},
-    "avjax": {"pairs": "shifted", "batch_unit": "clip", "checkpoint": "best"},
+                  "checkpoint": "final", "init": "keras"},
+    "avjax": {"pairs": "shifted", "batch_unit": "clip", "checkpoint": "best",
+              "init": "flax"},
 }
 
 
@@ -55,7 +57,8 @@ def get_config(arg=None):
   c = ave.base(f"ave_cml_{arg.variant}")
   c.trainer = "avdln"
   c.model = ml_collections.ConfigDict(dict(
-      {"name": "avdln", "hidden": 128, "visual_key": "visual_vec"},
+      {"name": "avdln", "hidden": 128, "visual_key": "visual_vec",
+       "init_scheme": FORMS[form]["init"]},
       **VARIANTS[arg.variant]))
   c.data = ave.data(arg.data, weak=False)
   c.loss = ml_collections.ConfigDict(

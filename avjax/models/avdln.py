@@ -2,7 +2,9 @@
 deep-CCA baseline (Andrew et al. 2013) on the same encoders.
 
 Each modality: Dense(hidden) -> LeakyReLU(0.3) -> Dense(out) per segment
-(reference: 128 -> 64). AVDLN scores a pair by the Euclidean distance of the
+(reference: 128 -> 64). `init_scheme`: "keras" (the reference's Keras Dense:
+Glorot-uniform kernels, zero biases) or "flax" (LeCun-normal kernels, zero
+biases). AVDLN scores a pair by the Euclidean distance of the
 two embeddings (trained with the contrastive loss); DCCA trains the
 encoders to maximise the canonical correlation of synchronized pairs, and
 the distance is taken after a linear CCA fitted on training pairs.
@@ -14,6 +16,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 KINDS = ("avdln", "dcca")
+INIT_SCHEMES = {"keras": nn.initializers.glorot_uniform(),
+                "flax": nn.initializers.lecun_normal()}
 
 
 def euclidean(x: jnp.ndarray, y: jnp.ndarray, eps: float = 1e-9
@@ -26,11 +30,14 @@ class Encoder(nn.Module):
   """[..., D] -> [..., out]: Dense -> LeakyReLU(0.3) -> Dense."""
   hidden: int = 128
   out: int = 64
+  init_scheme: str = "flax"
 
   @nn.compact
   def __call__(self, x):
-    x = nn.leaky_relu(nn.Dense(self.hidden)(x), negative_slope=0.3)
-    return nn.Dense(self.out)(x)
+    init = INIT_SCHEMES[self.init_scheme]
+    x = nn.leaky_relu(nn.Dense(self.hidden, kernel_init=init)(x),
+                      negative_slope=0.3)
+    return nn.Dense(self.out, kernel_init=init)(x)
 
 
 class AVDLN(nn.Module):
@@ -44,6 +51,7 @@ class AVDLN(nn.Module):
   hidden: int = 128
   out: int = 64
   visual_key: str = "visual_vec"
+  init_scheme: str = "flax"
 
   @nn.compact
   def __call__(self, x: Dict[str, jnp.ndarray], *, train: bool = False):
@@ -53,8 +61,9 @@ class AVDLN(nn.Module):
     v = x[self.visual_key]
     if v.ndim == 5:
       v = v.mean((2, 3))
-    ea = Encoder(self.hidden, self.out, name="audio")(x["audio"])
-    ev = Encoder(self.hidden, self.out, name="visual")(v)
+    ea = Encoder(self.hidden, self.out, self.init_scheme,
+                 name="audio")(x["audio"])
+    ev = Encoder(self.hidden, self.out, self.init_scheme, name="visual")(v)
     return {"audio_emb": ea, "visual_emb": ev,
             "dist": euclidean(ea[:, :, None], ev[:, None, :])}
 
@@ -63,6 +72,9 @@ def check(model_cfg) -> list:
   errors = []
   if model_cfg.kind not in KINDS:
     errors.append(f"model.kind={model_cfg.kind!r}: one of {KINDS}")
+  if model_cfg.init_scheme not in INIT_SCHEMES:
+    errors.append(f"model.init_scheme={model_cfg.init_scheme!r}: one of "
+                  f"{tuple(INIT_SCHEMES)}")
   if model_cfg.visual_key not in ("visual_vec", "visual_map"):
     errors.append(f"model.visual_key={model_cfg.visual_key!r}: "
                   "'visual_vec' or 'visual_map'")
@@ -71,7 +83,13 @@ def check(model_cfg) -> list:
 
 def build(model_cfg, info: dict) -> AVDLN:
   del info  # embeddings only: no class count
-  return AVDLN(model_cfg.hidden, model_cfg.out, model_cfg.visual_key)
+  return AVDLN(model_cfg.hidden, model_cfg.out, model_cfg.visual_key,
+               model_cfg.init_scheme)
+
+
+def upgrade_fingerprint(model_dict: dict) -> dict:
+  """A checkpoint's model block from before `init_scheme` (flax's init)."""
+  return {"init_scheme": "flax", **model_dict}
 
 
 def input_features(model_cfg) -> tuple:

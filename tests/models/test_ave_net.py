@@ -10,6 +10,7 @@ from avjax.models import ave_net
 from avjax.models import avdln
 from avjax.models import build
 from configs import ave as ave_config
+from configs import ave_cml
 
 B, T, C = 2, 5, 7
 INFO = {"classes": [f"c{i}" for i in range(C)]}
@@ -119,6 +120,26 @@ class AVDLNTest(absltest.TestCase):
     want = jnp.linalg.norm(out["audio_emb"][:, 2] - out["visual_emb"][:, 4],
                            axis=-1)
     np.testing.assert_allclose(out["dist"][:, 2, 4], want, rtol=1e-5)
+
+  def test_keras_init_is_glorot_uniform_with_zero_bias(self):
+    """The reference's Keras Dense: U(+-sqrt(6 / (fan_in + fan_out))),
+    variance bound^2 / 3, zero bias; flax's LeCun normal has variance
+    1 / fan_in (larger tails, no bound)."""
+    x = {"audio": jnp.zeros((1, 2, 128)), "visual_vec": jnp.zeros((1, 2, 512))}
+    for scheme in ("keras", "flax"):
+      p = avdln.AVDLN(128, 64, "visual_vec", scheme).init(
+          jax.random.PRNGKey(0), x)["params"]
+      k = np.asarray(p["visual"]["Dense_0"]["kernel"])  # 512 -> 128
+      np.testing.assert_array_equal(p["visual"]["Dense_0"]["bias"], 0.0)
+      if scheme == "keras":
+        bound = np.sqrt(6.0 / (512 + 128))
+        self.assertLessEqual(np.abs(k).max(), bound)
+        self.assertAlmostEqual(k.var(), bound**2 / 3, delta=0.05 * bound**2)
+      else:
+        self.assertAlmostEqual(k.var(), 1.0 / 512, delta=0.05 / 512)
+    self.assertEqual(ave_cml.get_config("data=ave").model.init_scheme,
+                     "keras")
+    self.assertEqual(ave_cml.get_config().model.init_scheme, "flax")
 
 
 if __name__ == "__main__":
