@@ -15,6 +15,7 @@ from avjax import score
 from avjax.data import classes
 from avjax.data.readers import llp_annotations
 from avjax.metrics import avvp
+from tests import testing_utils
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 WEAK_HEADER = "filename\tevent_labels\n"
@@ -23,9 +24,7 @@ EVAL_HEADER = "filename\tonset\toffset\tevent_labels\n"
 
 def llp_dir():
   """The real LLP annotation folder ($AVJAX_SHARED_DATA/llp if set)."""
-  root = os.environ.get("AVJAX_SHARED_DATA") or os.path.join(
-      REPO, "..", "shared", "data")
-  return os.path.normpath(os.path.join(root, "llp"))
+  return testing_utils.shared_data_dir("llp")
 
 
 def _write(path, text):

@@ -94,6 +94,27 @@ def check_parses(test, workdir: str, checkpoint: str = "best",
   return out
 
 
+def shared_data_dir(dataset: str) -> str:
+  """The real annotation folder of `dataset` ("llp", "ave", ...):
+  $AVJAX_SHARED_DATA/<dataset> if set, else the first shared/data/<dataset>
+  found beside the repository or any folder above it (the project keeps
+  its read-only inputs in ../shared). The path is returned even if absent,
+  so a skip message can name where it looked."""
+  env = os.environ.get("AVJAX_SHARED_DATA")
+  if env:
+    return os.path.normpath(os.path.join(env, dataset))
+  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  first = None
+  while True:
+    cand = os.path.join(os.path.dirname(here), "shared", "data", dataset)
+    first = first or cand
+    if os.path.isdir(cand):
+      return cand
+    if os.path.dirname(here) == here:
+      return first
+    here = os.path.dirname(here)
+
+
 def golden_path(name: str) -> str:
   """tests/fixtures/<name>_golden.npz."""
   return os.path.join(FIXTURES, f"{name}_golden.npz")

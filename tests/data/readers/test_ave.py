@@ -24,9 +24,7 @@ ORDER = {"train": [5, 0, 1, 2], "val": [3, 6], "test": [7, 4]}
 
 
 def shared_ave_dir() -> str:
-  root = os.environ.get("AVJAX_SHARED_DATA") or os.path.join(
-      os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data")
-  return os.path.join(root, "ave")
+  return testing_utils.shared_data_dir("ave")
 
 
 def expected_dense() -> np.ndarray:

@@ -17,9 +17,7 @@ FEATS = {"audio": "vggish", "visual": "res152", "motion": "r2plus1d_18"}
 
 
 def shared_llp_dir() -> str:
-  root = os.environ.get("AVJAX_SHARED_DATA") or os.path.join(
-      os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data")
-  return os.path.join(root, "llp")
+  return testing_utils.shared_data_dir("llp")
 
 
 def npy(root, stream, filename):

@@ -14,13 +14,12 @@ import numpy as np
 
 from avjax.data import classes
 from avjax.data.readers import llp_annotations as llp
+from tests import testing_utils
 
 
 def llp_dir():
   """The real LLP annotation folder ($AVJAX_SHARED_DATA/llp if set)."""
-  root = os.environ.get("AVJAX_SHARED_DATA") or os.path.join(
-      os.path.dirname(__file__), "..", "..", "..", "..", "shared", "data")
-  return os.path.normpath(os.path.join(root, "llp"))
+  return testing_utils.shared_data_dir("llp")
 
 
 def write_fixture(directory, files):
