@@ -50,7 +50,8 @@ def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
   """A `config.data` block: dataset `name`, its generator settings (empty
   for a prepared directory), the standard splits; `extra` adds fields.
   shuffle_buffer: 0 (default) makes every training epoch a uniform random
-  permutation of the clips (the reference code's DataLoader(shuffle=True));
+  permutation of the clips (the AVVP reference code's DataLoader(shuffle=
+  True); AVE's supervised_main.py keeps a fixed order, not reproduced);
   N > 0 reads the shards in a seeded order through an N-clip buffer.
   extra_train_splits: splits also trained on (e.g. AVE's background-only
   `train_noisy`); the trainer refuses a dataset without one of them."""

@@ -3,8 +3,9 @@
 Training (`train_batches`): each host reads a disjoint subset of the split's
 shards, and the stream is a pure function of (seed, global step): epoch e is
 a uniform random permutation of the host's clips seeded by (seed, e) (read by
-record offset, as PyTorch's `DataLoader(shuffle=True)` of the reference code
-orders an epoch; `shuffle_buffer > 0` selects the older, cheaper order: the
+record offset, as PyTorch's `DataLoader(shuffle=True)` of the AVVP-family
+reference code (HAN, MA, cross-modal) orders an epoch; AVE's
+supervised_main.py does not shuffle at all; `shuffle_buffer > 0` selects the older, cheaper order: the
 shards in a seeded order through a shuffle buffer of that size), so a run
 resumed at step s continues with exactly the batches an uninterrupted run
 would have seen. Every host yields the same number of batches per epoch.
