@@ -22,7 +22,9 @@ Arguments (`:k=v,...`):
                          Linear(256, C) (model.head=linear, TBMRF_Net),
                          MultiLabelSoftMarginLoss on the softmax outputs
                          (loss.form=soft_margin), MIL max pooling over the
-                         segment scores (loss.pooling=max)
+                         segment scores (loss.pooling=max), the official
+                         initialisation (model.init_scheme=torch: Xavier
+                         Linear weights, PyTorch LSTM/bias defaults)
               paper      Eq. 4's attention (audio term added to every
                          region), ReLU -> 64 -> ReLU head, softmax cross-
                          entropy, MIL mean pooling (Eq. 7)
@@ -86,6 +88,10 @@ def model(**overrides) -> ml_collections.ConfigDict:
       # "mlp" (ReLU -> head_hidden -> ReLU -> C, the reference att_Net's) or
       # "linear" (-> C, the reference TBMRF_Net's DMRN head).
       "head": "mlp",
+      # "flax" (flax's initialisers) or "torch" (the reference's: Xavier-
+      # uniform Linear weights from init_weights, PyTorch default biases
+      # and nn.LSTM's U(+-1/sqrt(hidden)); models/inits.py)
+      "init_scheme": "flax",
       # a trained run's workdir whose attention and BiLSTMs initialise this
       # one (the reference fine-tunes DMRN from A+V-att: ave_net.init_params)
       "init_from": ""})
@@ -127,9 +133,11 @@ def base(experiment_name: str) -> ml_collections.ConfigDict:
 FORMS = {
     "reference": {"model.attention_form": "reference",
                   "model.head": "linear for DMRN, else mlp",
-                  "loss.form": "soft_margin", "loss.pooling": "max"},
+                  "loss.form": "soft_margin", "loss.pooling": "max",
+                  "model.init_scheme": "torch"},
     "paper": {"model.attention_form": "paper", "model.head": "mlp",
-              "loss.form": "softmax_ce", "loss.pooling": "mean"},
+              "loss.form": "softmax_ce", "loss.pooling": "mean",
+              "model.init_scheme": "flax"},
 }
 
 
@@ -152,6 +160,7 @@ def get_config(arg=None):
   ref = form == "reference"
   c.model.attention_form = "reference" if ref else "paper"
   c.model.head = "linear" if ref and arg.fusion == "dmrn" else "mlp"
+  c.model.init_scheme = "torch" if ref else "flax"
   c.loss = ml_collections.ConfigDict(
       {"type": "mil" if arg.weak else "segment",
        # MIL pooling of the segment scores: "mean" (paper Eq. 7) or "max"

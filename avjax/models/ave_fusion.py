@@ -27,6 +27,8 @@ from typing import Callable, Dict
 import flax.linen as nn
 import jax.numpy as jnp
 
+from avjax.models import inits
+
 
 class _Projected(nn.Module):
   """Base: both inputs projected to `dim` (Dense) before combining."""
@@ -150,11 +152,15 @@ class DMRNBlock(nn.Module):
   """One DMRN block: (a', v') = tanh(a + m), tanh(v + m), m = (U_a a +
   U_v v) / 2, U = Dense-tanh-Dense."""
   dim: int = 128
+  init_scheme: str = "flax"  # "torch": TBMRF_Net's U_a/U_v (Linear defaults)
 
   @nn.compact
   def __call__(self, a, v):
-    u = lambda x, n: nn.Dense(self.dim, name=f"{n}2")(
-        jnp.tanh(nn.Dense(self.dim, name=f"{n}1")(x)))
+    def u(x, n):
+      h = jnp.tanh(nn.Dense(self.dim, name=f"{n}1", **inits.linear(
+          self.init_scheme, x.shape[-1]))(x))
+      return nn.Dense(self.dim, name=f"{n}2",
+                      **inits.linear(self.init_scheme, self.dim))(h)
     merged = (u(a, "u_a") + u(v, "u_v")) / 2
     return jnp.tanh(a + merged), jnp.tanh(v + merged)
 
@@ -164,12 +170,13 @@ class DMRN(nn.Module):
   output (a' + v') / 2. Inputs of another width are projected to `dim`."""
   dim: int = 128
   num_blocks: int = 1
+  init_scheme: str = "flax"
 
   @nn.compact
   def __call__(self, a, v):
     a, v = _match(a, self.dim, "in_a"), _match(v, self.dim, "in_v")
     for i in range(self.num_blocks):
-      a, v = DMRNBlock(self.dim, name=f"block_{i}")(a, v)
+      a, v = DMRNBlock(self.dim, self.init_scheme, name=f"block_{i}")(a, v)
     return (a + v) / 2
 
 

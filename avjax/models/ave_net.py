@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import ave_fusion
+from avjax.models import inits
 from avjax.utils import pretrained
 
 
@@ -42,14 +43,17 @@ class AudioGuidedAttention(nn.Module):
   dim: int = 512
   hidden: int = 49
   form: str = "paper"
+  init_scheme: str = "flax"  # "torch": att_Net's init_weights (Xavier)
 
   @nn.compact
   def __call__(self, audio, regions):
     """audio [B, T, Da], regions [B, T, k, Dv] -> ([B, T, Dv], w [B, T, k])."""
-    uv = nn.relu(nn.Dense(self.dim, name="u_v")(regions))
-    ua = nn.relu(nn.Dense(self.dim, name="u_a")(audio))
+    xav = lambda fan_in: inits.xavier_linear(self.init_scheme, fan_in)
+    uv = nn.relu(nn.Dense(self.dim, name="u_v",
+                          **xav(regions.shape[-1]))(regions))
+    ua = nn.relu(nn.Dense(self.dim, name="u_a", **xav(audio.shape[-1]))(audio))
     bias = self.form == "paper"  # the reference's affine_v/g/h: no bias
-    g = nn.Dense(self.hidden, use_bias=bias, name="w_a")(ua)
+    g = nn.Dense(self.hidden, use_bias=bias, name="w_a", **xav(self.dim))(ua)
     if self.form == "reference":
       if self.hidden != regions.shape[-2]:
         raise ValueError(f"model.attention_form='reference' adds the audio "
@@ -58,20 +62,23 @@ class AudioGuidedAttention(nn.Module):
       g = g[..., :, None]  # [B, T, k, 1]: entry i added to region i
     else:
       g = g[..., None, :]  # [B, T, 1, hidden]: added to every region
-    x = jnp.tanh(nn.Dense(self.hidden, use_bias=bias, name="w_v")(uv) + g)
-    w = jax.nn.softmax(nn.Dense(1, use_bias=bias, name="w_f")(x)[..., 0],
-                       axis=-1)
+    x = jnp.tanh(nn.Dense(self.hidden, use_bias=bias, name="w_v",
+                          **xav(self.dim))(uv) + g)
+    w = jax.nn.softmax(nn.Dense(1, use_bias=bias, name="w_f",
+                                **xav(self.hidden))(x)[..., 0], axis=-1)
     return jnp.einsum("btk,btkd->btd", w, regions), w
 
 
 class BiLSTM(nn.Module):
   """Bidirectional LSTM over segments: [B, T, D] -> [B, T, 2 * hidden]."""
   hidden: int = 128
+  init_scheme: str = "flax"  # "torch": nn.LSTM's defaults
 
   @nn.compact
   def __call__(self, x, lengths):
-    rnn = nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell(self.hidden)),
-                           nn.RNN(nn.OptimizedLSTMCell(self.hidden)))
+    kw = inits.lstm_cell(self.init_scheme, self.hidden)
+    rnn = nn.Bidirectional(nn.RNN(nn.OptimizedLSTMCell(self.hidden, **kw)),
+                           nn.RNN(nn.OptimizedLSTMCell(self.hidden, **kw)))
     return rnn(x, seq_lengths=lengths)
 
 
@@ -82,13 +89,16 @@ class Classifier(nn.Module):
   num_classes: int
   hidden: int = 64
   kind: str = "mlp"
+  init_scheme: str = "flax"  # "torch": L1/L2 Xavier, as init_weights
 
   @nn.compact
   def __call__(self, x):
+    xav = lambda fan_in: inits.xavier_linear(self.init_scheme, fan_in)
     if self.kind == "linear":
-      return nn.Dense(self.num_classes, name="Dense_1")(x)
-    x = nn.relu(nn.Dense(self.hidden)(nn.relu(x)))
-    return nn.Dense(self.num_classes)(x)
+      return nn.Dense(self.num_classes, name="Dense_1",
+                      **xav(x.shape[-1]))(x)
+    x = nn.relu(nn.Dense(self.hidden, **xav(x.shape[-1]))(nn.relu(x)))
+    return nn.Dense(self.num_classes, **xav(self.hidden))(x)
 
 
 class AVENet(nn.Module):
@@ -107,6 +117,10 @@ class AVENet(nn.Module):
       layer-normalise their inputs (see `ave_fusion`; False: the old form).
     attention_form: "paper" (Eq. 4) or "reference" (`AudioGuidedAttention`).
     head: "mlp" or "linear" (`Classifier`; the reference DMRN: "linear").
+    init_scheme: "flax" (flax's defaults) or "torch" (the reference's:
+      att_Net/TBMRF_Net re-initialise their Linear weights Xavier-uniform
+      in `init_weights`, biases and DMRN's U_a/U_v keep PyTorch's Linear
+      defaults, the BiLSTMs nn.LSTM's U(+-1/sqrt(hidden)); `inits`).
     visual_key: the visual feature: "visual_map" [B, T, 7, 7, D] (regions)
       or "visual_vec" [B, T, D] (already pooled; no attention possible).
   """
@@ -127,6 +141,7 @@ class AVENet(nn.Module):
   fusion_dropout: float = 0.0
   attention_form: str = "paper"
   head: str = "mlp"
+  init_scheme: str = "flax"
 
   def visual(self, x) -> tuple:
     """(visual feature per segment [B, T, D], attention [B, T, k] or None)."""
@@ -137,13 +152,15 @@ class AVENet(nn.Module):
     if not self.attention:
       return regions.mean(2), None
     return AudioGuidedAttention(self.att_dim, self.att_hidden,
-                                self.attention_form,
+                                self.attention_form, self.init_scheme,
                                 name="attention")(x["audio"], regions)
 
   def fuse(self, name, a, v, train, tag=""):
     """The fusion's output, with dropout `fusion_dropout` when training."""
+    kw = {"init_scheme": self.init_scheme} if name == "dmrn" else {}
     h = ave_fusion.make(name, self.fusion_dim, self.num_blocks,
-                        self.fusion_input_norm, name=f"fusion{tag}")(a, v)
+                        self.fusion_input_norm, name=f"fusion{tag}",
+                        **kw)(a, v)
     return nn.Dropout(self.fusion_dropout, deterministic=not train)(h)
 
   @nn.compact
@@ -154,9 +171,10 @@ class AVENet(nn.Module):
     lengths = mask.sum(-1).astype(jnp.int32)
     out, att = {}, None
     a = x["audio"] if "a" in self.modalities or self.attention else None
-    lstm = lambda h, n: BiLSTM(self.lstm_hidden, name=n)(h, lengths)
+    lstm = lambda h, n: BiLSTM(self.lstm_hidden, self.init_scheme,
+                               name=n)(h, lengths)
     head = lambda h, n: Classifier(self.num_classes, self.head_hidden,
-                                   self.head, name=n)(h)
+                                   self.head, self.init_scheme, name=n)(h)
     if "v" in self.modalities:
       v, att = self.visual(x)
     if self.modalities == "a":
@@ -213,6 +231,9 @@ def check(model_cfg) -> list:
   if m.get("attention_form", "paper") not in ATTENTION_FORMS:
     errors.append(f"model.attention_form={m.attention_form!r}: one of "
                   f"{ATTENTION_FORMS}")
+  if m.get("init_scheme", "flax") not in inits.SCHEMES:
+    errors.append(f"model.init_scheme={m.init_scheme!r}: one of "
+                  f"{inits.SCHEMES}")
   if m.get("head", "mlp") not in HEADS:
     errors.append(f"model.head={m.head!r}: one of {HEADS}")
   if (m.get("attention_form", "paper") == "reference" and m.attention
@@ -242,7 +263,8 @@ def build(model_cfg, info: dict) -> AVENet:
       fusion_input_norm=model_cfg.fusion_input_norm,
       fusion_dropout=model_cfg.fusion_dropout,
       attention_form=model_cfg.get("attention_form", "paper"),
-      head=model_cfg.get("head", "mlp"))
+      head=model_cfg.get("head", "mlp"),
+      init_scheme=model_cfg.get("init_scheme", "flax"))
 
 
 # What `model.init_from` (a trained run's workdir, e.g. A+V-att) provides:
@@ -255,6 +277,11 @@ def init_params(state, model_cfg):
   """A fresh run's state with `INIT_SUBTREES` of `model.init_from`'s latest
   checkpoint (shapes checked); unchanged when it is empty."""
   return pretrained.init_params(state, model_cfg, INIT_SUBTREES)
+
+
+def upgrade_fingerprint(model_dict: dict) -> dict:
+  """A checkpoint's model block from before `init_scheme` (flax's init)."""
+  return {"init_scheme": "flax", **model_dict}
 
 
 def input_features(model_cfg) -> tuple:

@@ -53,6 +53,31 @@ def linear(scheme: str, fan_in: int) -> Dict[str, Initializer]:
   return {"kernel_init": uniform(bound), "bias_init": uniform(bound)}
 
 
+def xavier_linear(scheme: str, fan_in: int) -> Dict[str, Initializer]:
+  """A Linear the reference re-initialises with `init.xavier_uniform` (AVE's
+  att_Net / TBMRF_Net `init_weights`): Glorot-uniform kernel, PyTorch's
+  default bias U(+-1/sqrt(fan_in)); flax: its defaults."""
+  if check(scheme) == "flax":
+    return linear("flax", fan_in)
+  return {"kernel_init": nn.initializers.xavier_uniform(),
+          "bias_init": uniform(1.0 / math.sqrt(fan_in))}
+
+
+def lstm_cell(scheme: str, hidden: int) -> Dict[str, Initializer]:
+  """`nn.OptimizedLSTMCell` initialisers: torch's `nn.LSTM` draws every
+  weight and both biases (b_ih, b_hh) from U(+-1/sqrt(hidden)); the cell's
+  one bias is their sum. flax: the cell's defaults (no kwargs)."""
+  if check(scheme) == "flax":
+    return {}
+  bound = 1.0 / math.sqrt(hidden)
+
+  def bias(key, shape, dtype=jnp.float32):
+    k1, k2 = jax.random.split(key)
+    return uniform(bound)(k1, shape, dtype) + uniform(bound)(k2, shape, dtype)
+  return {"kernel_init": uniform(bound), "recurrent_kernel_init":
+          uniform(bound), "bias_init": bias}
+
+
 def attention_in(scheme: str, d_model: int, **flax_kwargs) -> Initializer:
   """Kernel init of the q, k, v input projections of a d-wide attention
   (flax: LeCun normal with `flax_kwargs`, e.g. in_axis/out_axis)."""

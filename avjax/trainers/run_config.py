@@ -42,7 +42,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     legacy.update({"model.shared_fc": False,
                    "model.gcaa_first_segment": False,
                    "model.disc_norm": "layer", "model.disc_relu": False})
-  if c.get("model", {}).get("name") == "avdln":
+  if c.get("model", {}).get("name") in ("avdln", "ave_net"):
     legacy["model.init_scheme"] = "flax"
   if "avg" in c:  # AVG runs before the link rules had names
     legacy.update({"avg.link": "any", "avg.silence_threshold": 2.0})

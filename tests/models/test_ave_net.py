@@ -110,6 +110,51 @@ class AVENetTest(parameterized.TestCase):
         modalities="v", attention=False)), ("visual_map",))
 
 
+class AVEInitTest(absltest.TestCase):
+  """configs/ave.py's reference form initialises as the official att_Net
+  and TBMRF_Net: Linear weights Xavier-uniform (init_weights), biases
+  PyTorch's U(+-1/sqrt(fan_in)), DMRN's U_a/U_v PyTorch's Linear default,
+  the BiLSTMs nn.LSTM's U(+-1/sqrt(hidden)) (the cell's bias is b_ih + b_hh:
+  variance 2 bound^2 / 3)."""
+
+  def init(self, arg):
+    cfg = ave_config.get_config(arg).model
+    x = {"audio": jnp.zeros((1, 10, 128)),
+         "visual_map": jnp.zeros((1, 10, 7, 7, 512)),
+         "segment_mask": jnp.ones((1, 10))}
+    m = ave_net.build(cfg, {"classes": [str(i) for i in range(29)]})
+    return cfg, m.init(jax.random.PRNGKey(0), x)["params"]
+
+  def test_reference_form_uses_the_official_initialisation(self):
+    cfg, p = self.init("data=ave")
+    self.assertEqual(cfg.init_scheme, "torch")
+    k = np.asarray(p["attention"]["u_v"]["kernel"])  # affine_video 512->512
+    bound = np.sqrt(6.0 / (512 + 512))
+    self.assertLessEqual(np.abs(k).max(), bound)
+    self.assertAlmostEqual(k.var(), bound**2 / 3, delta=0.03 * bound**2)
+    b = np.asarray(p["attention"]["u_v"]["bias"])
+    self.assertLessEqual(np.abs(b).max(), 1 / np.sqrt(512))
+    self.assertGreater(np.abs(b).max(), 0.5 / np.sqrt(512))
+    h = cfg.lstm_hidden
+    cell = p["lstm_a"]["OptimizedLSTMCell_0"]
+    rk = np.asarray(cell["hi"]["kernel"])
+    self.assertLessEqual(np.abs(rk).max(), 1 / np.sqrt(h))
+    self.assertAlmostEqual(rk.var(), 1 / (3 * h), delta=0.1 / (3 * h))
+    bias = np.concatenate([np.asarray(cell[g]["bias"]) for g in
+                           ("hi", "hf", "hg", "ho")])
+    self.assertAlmostEqual(bias.var(), 2 / (3 * h), delta=0.2 / (3 * h))
+    _, q = self.init("data=ave,fusion=dmrn")
+    u = np.asarray(q["fusion"]["block_0"]["u_a1"]["kernel"])
+    self.assertLessEqual(np.abs(u).max(), 1 / np.sqrt(u.shape[0]))
+
+  def test_paper_form_keeps_flax_defaults(self):
+    cfg, p = self.init("")
+    self.assertEqual(cfg.init_scheme, "flax")
+    np.testing.assert_array_equal(p["attention"]["u_v"]["bias"], 0.0)
+    k = np.asarray(p["attention"]["u_v"]["kernel"])
+    self.assertAlmostEqual(k.var(), 1 / 512, delta=0.05 / 512)
+
+
 class AVDLNTest(absltest.TestCase):
 
   def test_distances(self):
