@@ -15,6 +15,7 @@ from avjax.data import schema
 from avjax.models import convert_torch
 from avjax.trainers import avvp_weak
 from avjax.trainers import loop
+from avjax.trainers import registry as trainer_registry
 from configs import ave_cml
 from configs import avvp_crossmodal
 from configs import avvp_han
@@ -117,7 +118,7 @@ class ImportOfficialTest(absltest.TestCase):
     workdir = os.path.join(tu.make_tempdir(self), "run")
     c, source = import_official.import_weights(c, weights, workdir)
     self.assertEqual(source, "avdln")
-    res = import_official.trainers.get(c.trainer).evaluate_checkpoint(
+    res = trainer_registry.get(c.trainer).evaluate_checkpoint(
         c, workdir, "best", splits=["test"])["results"]["test"]
     for k in ("a2v", "v2a"):
       self.assertBetween(res[k], 0.0, 100.0)

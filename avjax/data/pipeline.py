@@ -447,10 +447,12 @@ def split_segment_batches(src: "Source", local_batch_size: int, seed: int,
   n = len(rows["clip_id"])
   t = int(src.info["max_segments"])
   spe = src.steps_per_epoch(local_batch_size) * t
-  step = start_step
+  step, order, order_epoch = start_step, None, None
   while num_steps is None or step < num_steps:
     epoch, offset = divmod(step, spe)
-    order = np.random.default_rng([seed, epoch, 3]).permutation(n)
+    if epoch != order_epoch:  # one permutation per epoch, not per step
+      order = np.random.default_rng([seed, epoch, 3]).permutation(n)
+      order_epoch = epoch
     idx = order[offset * local_batch_size:(offset + 1) * local_batch_size]
     yield {k: v[idx] for k, v in rows.items()}
     step += 1

@@ -16,16 +16,9 @@ from avjax.models import avvp_net
 from avjax.models import build
 from avjax.trainers import train_lib
 from configs import veba as veba_config
+from tests.models.test_avvp_net import batch
 
 KW = dict(num_classes=5, d_model=16, d_ff=16, dropout=0.1)
-
-
-def batch(b=3, t=4, f=8, seed=0):
-  k = jax.random.split(jax.random.PRNGKey(seed), 3)
-  return {"audio": jax.random.normal(k[0], (b, t, 128)),
-          "visual": jax.random.normal(k[1], (b, t * f, 2048)),
-          "motion": jax.random.normal(k[2], (b, t, 512)),
-          "segment_mask": jnp.ones((b, t))}
 
 
 class ModalityEncoderTest(absltest.TestCase):
