@@ -231,7 +231,7 @@ def check(model_cfg) -> list:
   if m.get("attention_form", "paper") not in ATTENTION_FORMS:
     errors.append(f"model.attention_form={m.attention_form!r}: one of "
                   f"{ATTENTION_FORMS}")
-  if m.get("init_scheme", "flax") not in inits.SCHEMES:
+  if m.init_scheme not in inits.SCHEMES:
     errors.append(f"model.init_scheme={m.init_scheme!r}: one of "
                   f"{inits.SCHEMES}")
   if m.get("head", "mlp") not in HEADS:
@@ -264,7 +264,7 @@ def build(model_cfg, info: dict) -> AVENet:
       fusion_dropout=model_cfg.fusion_dropout,
       attention_form=model_cfg.get("attention_form", "paper"),
       head=model_cfg.get("head", "mlp"),
-      init_scheme=model_cfg.get("init_scheme", "flax"))
+      init_scheme=model_cfg.init_scheme)
 
 
 # What `model.init_from` (a trained run's workdir, e.g. A+V-att) provides:
