@@ -12,7 +12,10 @@ Arguments (`:k=v,...`):
   stage     early | late | decision                        (Table 2)
   blocks    stacked MRN/DMRN blocks (default 1)
   data      synthetic (default) | ave (`python -m avjax.prepare ave ...`,
-            then --config.data.data_dir=DIR; the reference schedule)
+            then --config.data.data_dir=DIR; the reference protocol,
+            `PROTOCOL`: fixed clip order, validation every 5 epochs with
+            strict improvement, x0.1 from update 15,000; 300 epochs, W-*
+            250)
   form      reference (default with data=ave) | paper (default otherwise):
             the official code's forms (YapengTian/AVE-ECCV18) or the
             paper's, where they differ (`FORMS`):
@@ -119,8 +122,12 @@ def base(experiment_name: str) -> ml_collections.ConfigDict:
   c.eval_batch_size = 64
   c.num_epochs = 300
   c.max_steps = 0
+  # supervised_main.py: StepLR(step_size=15000) stepped before every
+  # update (utils/optim.make_schedule); decay_every_epochs applies when
+  # decay_every_steps is 0 (the synthetic schedule).
   c.optim = ml_collections.ConfigDict(
-      {"lr": 1e-3, "decay_every_epochs": 15000 / 53, "decay_factor": 0.1,
+      {"lr": 1e-3, "decay_every_steps": 15000,
+       "decay_every_epochs": 15000 / 52, "decay_factor": 0.1,
        "grad_clip": 0.0})
   c.log_every_steps = 20
   c.keep_checkpoints = 2
@@ -139,6 +146,17 @@ FORMS = {
               "loss.form": "softmax_ce", "loss.pooling": "mean",
               "model.init_scheme": "flax"},
 }
+
+
+# How supervised_main.py / weak_supervised_main.py train, with data=ave
+# (any form): batches in the order file's order every epoch, never shuffled
+# (the last incomplete batch unused; the weak trainer's background-only
+# clips after the training clips); validation after 0-based epochs 0, 5,
+# 10, ... (`if epoch % 5 == 0`), the checkpoint kept only on a strict
+# improvement (`val_acc > best_val_acc`); the learning rate x0.1 from the
+# 15,000th update (base: optim.decay_every_steps).
+PROTOCOL = {"data.order": "fixed", "eval.every_epochs": 5,
+            "eval.tie_replaces_best": False}
 
 
 def get_config(arg=None):
@@ -170,12 +188,19 @@ def get_config(arg=None):
        # MultiLabelSoftMarginLoss on the softmax outputs)
        "form": "soft_margin" if ref else "softmax_ce"})
   c.eval = ml_collections.ConfigDict({"evaluator": "ave_acc",
-                                      "best_metric": "acc"})
+                                      "best_metric": "acc",
+                                      "every_epochs": 1,
+                                      "tie_replaces_best": True})
+  if arg.data == "ave":  # the official training protocol (PROTOCOL)
+    c.update_from_flattened_dict(PROTOCOL)
+    if arg.weak:  # weak_supervised_main.py: --nb_epoch 250
+      c.num_epochs = 250
   c.table_keys = ["acc", "acc_event", "acc_background", "att_mass",
                   "att_uniform"]
   if arg.data == "synthetic":  # a short schedule and a lighter attention MLP
     c.batch_size = 32
     c.num_epochs = 8
+    c.optim.decay_every_steps = 0
     c.optim.decay_every_epochs = 6
     c.model.att_dim = 64
   if arg.runlocal:

@@ -51,7 +51,7 @@ def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
   for a prepared directory), the standard splits; `extra` adds fields.
   shuffle_buffer: 0 (default) makes every training epoch a uniform random
   permutation of the clips (the AVVP reference code's DataLoader(shuffle=
-  True); AVE's supervised_main.py keeps a fixed order, not reproduced);
+  True); AVE's supervised_main.py keeps a fixed order: `order="fixed"`);
   N > 0 reads the shards in a seeded order through an N-clip buffer.
   extra_train_splits: splits also trained on (e.g. AVE's background-only
   `train_noisy`); the trainer refuses a dataset without one of them."""
@@ -62,6 +62,9 @@ def data_block(name: str, synthetic_settings: dict, data_dir: str = "",
       # "clip": a batch holds batch_size clips; "segment": batch_size single
       # segments (AVE cross-modality localization's reference pairs).
       "batch_unit": "clip",
+      # "shuffle": a new order each epoch (shuffle_buffer); "fixed": the
+      # written order every epoch (AVE's supervised_main.py).
+      "order": "shuffle",
       **extra, "shuffle_buffer": shuffle_buffer,
       "synthetic": synthetic_settings})
 

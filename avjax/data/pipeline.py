@@ -4,8 +4,9 @@ Training (`train_batches`): each host reads a disjoint subset of the split's
 shards, and the stream is a pure function of (seed, global step): epoch e is
 a uniform random permutation of the host's clips seeded by (seed, e) (read by
 record offset, as PyTorch's `DataLoader(shuffle=True)` of the AVVP-family
-reference code (HAN, MA, cross-modal) orders an epoch; AVE's
-supervised_main.py does not shuffle at all; `shuffle_buffer > 0` selects the older, cheaper order: the
+reference code (HAN, MA, cross-modal) orders an epoch; `order="fixed"`
+keeps the written order every epoch, as AVE's supervised_main.py, which
+never shuffles; `shuffle_buffer > 0` selects the older, cheaper order: the
 shards in a seeded order through a shuffle buffer of that size), so a run
 resumed at step s continues with exactly the batches an uninterrupted run
 would have seen. Every host yields the same number of batches per epoch.
@@ -277,18 +278,50 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch, 2]).permutation(n)
 
 
+_SHARD_NAME = re.compile(r"^(.*)-\d{5}-of-\d{5}\.tfrecord$")
+
+
+def written_order(files: Sequence[str], index: Sequence[tuple],
+                  splits: Sequence[str]) -> np.ndarray:
+  """The reader indices of a host's clips in the order they were written.
+
+  `tfrecord.Writer` puts clip n of a split into shard n % S at position
+  n // S, so the written order is by (position, shard); the clips of
+  `splits[0]` come first, then each extra split's (AVE's weak reference
+  appends the background-only clips after the training clips). `index`
+  rows are (file, position, ...) as `_RecordReader.index`."""
+  rank = []
+  for f in files:
+    m = _SHARD_NAME.match(os.path.basename(f))
+    split = m.group(1) if m else ""
+    rank.append(splits.index(split) if split in splits else len(splits))
+  keys = [(rank[i], j, i) for i, j, *_ in index]
+  return np.array(sorted(range(len(keys)), key=keys.__getitem__),
+                  dtype=np.int64)
+
+
+ORDERS = ("shuffle", "fixed")
+
+
 def _permuted_batches(tf, src: Source, local_batch_size: int, seed: int,
-                      start_step: int, num_steps: Optional[int]):
-  """train_batches with each epoch a full permutation of the host's clips."""
+                      start_step: int, num_steps: Optional[int],
+                      order: str = "shuffle"):
+  """train_batches with each epoch a full permutation of the host's clips
+  (order="shuffle") or the written order every epoch ("fixed")."""
   spe = src.steps_per_epoch(local_batch_size)
   reader = _RecordReader(src.files, src.rebuild)
   n = len(reader.index)
+  fixed = (written_order(src.files, reader.index,
+                         [src.split, *src.extra_splits])
+           if order == "fixed" else None)
   step = start_step
   while num_steps is None or step < num_steps:
     epoch, offset = divmod(step, spe)
-    order = epoch_permutation(n, seed, epoch)[:spe * local_batch_size]
+    ks_epoch = fixed if fixed is not None else epoch_permutation(n, seed,
+                                                                 epoch)
+    order_ks = ks_epoch[:spe * local_batch_size]
     stop = spe if num_steps is None else min(spe, offset + num_steps - step)
-    ks = order[offset * local_batch_size:stop * local_batch_size]
+    ks = order_ks[offset * local_batch_size:stop * local_batch_size]
     failed = []
 
     def read_batch(i, ks=ks, failed=failed):
@@ -329,18 +362,23 @@ def _epoch_files(files: List[str], seed: int, epoch: int) -> List[str]:
 
 def train_batches(src: Source, local_batch_size: int, seed: int,
                   start_step: int = 0, shuffle_buffer: int = 0,
-                  num_steps: Optional[int] = None
+                  num_steps: Optional[int] = None, order: str = "shuffle"
                   ) -> Iterator[Dict[str, np.ndarray]]:
   """Yields host-local training batches for global steps start_step, ...
 
   Each batch holds the parsed features, labels, `segment_mask` and `clip_id`.
-  shuffle_buffer: 0 orders each epoch as a uniform permutation of the host's
-  clips; N > 0 reads the shards in a seeded order through an N-clip buffer.
+  order "shuffle": shuffle_buffer 0 orders each epoch as a uniform
+  permutation of the host's clips; N > 0 reads the shards in a seeded order
+  through an N-clip buffer. order "fixed": every epoch the host's clips in
+  their written order (`written_order`; the last incomplete batch is
+  dropped, as AVE's supervised_main.py never uses it).
   """
+  if order not in ORDERS:
+    raise ValueError(f"order={order!r}; valid: {ORDERS}")
   tf = _tf()
-  if not shuffle_buffer:
+  if not shuffle_buffer or order == "fixed":
     yield from _permuted_batches(tf, src, local_batch_size, seed, start_step,
-                                 num_steps)
+                                 num_steps, order)
     return
   spe = src.steps_per_epoch(local_batch_size)
   step = start_step

@@ -35,13 +35,19 @@ What the loop guarantees to every trainer:
     leaves the state unchanged (`train_lib.train_step`), and the run stops
     with `writers.NonFiniteLossError` at the next log.
   * Best on validation: the evaluator runs at every epoch end (and the
-    last step); `best/` keeps the step with the best `config.eval.
-    best_metric` (a tie replaces it, as the reference code's `F >= best`),
-    `checkpoints/` the latest `config.keep_checkpoints` (also every
-    `config.checkpoint_every_steps`). The run reports the best one, or
-    the final one with `config.eval.checkpoint="final"`.
+    last step), or with `config.eval.every_epochs=k > 1` after epochs
+    1, 1+k, 1+2k, ... only (AVE's reference: `if epoch % 5 == 0` over
+    0-based epochs); `best/` keeps the step with the best `config.eval.
+    best_metric` (a tie replaces it, as the AVVP reference code's
+    `F >= best`; `config.eval.tie_replaces_best=False` keeps the earlier
+    one, as AVE's `val_acc > best_val_acc`), `checkpoints/` the latest
+    `config.keep_checkpoints` (saved at every epoch end, validated or not,
+    and every `config.checkpoint_every_steps`). The run reports the best
+    one, or the final one with `config.eval.checkpoint="final"`.
   * Batches: `config.batch_size` clips, or single segments with
-    `config.data.batch_unit="segment"` (`pipeline.segment_batches`).
+    `config.data.batch_unit="segment"` (`pipeline.segment_batches`), in
+    a new permutation each epoch or, with `config.data.order="fixed"`, in
+    the written order every epoch (`pipeline.train_batches`).
   * Writers: `config.json`, `metrics.jsonl` and TensorBoard (`train/*`,
     `val/*`), `eval_<which>.json/.md` and `pred_<split>.npz` of a scored
     checkpoint, `results.json` (the best checkpoint on val and test, plus
@@ -139,6 +145,17 @@ def reported_checkpoint(config) -> str:
   return config.eval.get("checkpoint", "best")
 
 
+def eval_every_epochs(config) -> int:
+  """`config.eval.every_epochs`: validate after epochs 1, 1+k, 1+2k, ..."""
+  return int(config.eval.get("every_epochs", 1))
+
+
+def data_order(config) -> str:
+  """`config.data.order`: "shuffle" (a permutation per epoch) or "fixed"
+  (the written order every epoch)."""
+  return config.data.get("order", "shuffle")
+
+
 def validate_config(config, trainer: Trainer = DEFAULT) -> None:
   """Rejects impossible values before any data is read or code compiled:
   one ValueError listing the loop's, the evaluator's, the loss's, the
@@ -154,6 +171,17 @@ def validate_config(config, trainer: Trainer = DEFAULT) -> None:
        f"one of {BATCH_UNITS}"),
       (reported_checkpoint(config) in REPORTED, "eval.checkpoint",
        f"one of {REPORTED}"),
+      (eval_every_epochs(config) >= 1, "eval.every_epochs",
+       "a positive integer"),
+      (data_order(config) in pipeline.ORDERS, "data.order",
+       f"one of {pipeline.ORDERS}"),
+      (not (data_order(config) == "fixed" and
+            batch_unit(config) == "segment_split"), "data.order",
+       "'shuffle' with data.batch_unit='segment_split' (it permutes the "
+       "split's segment pairs every epoch)"),
+      (config.optim.get("decay_every_steps", 0) >= 0,
+       "optim.decay_every_steps", "0 (decay by epochs) or a positive "
+       "integer"),
   ])
   for component_errors in (_evaluator_errors, losses.check,
                            lambda c: models.check(c.model)):
@@ -267,15 +295,30 @@ def maybe_validate(s: Setup, state, step, evaluator, latest, best, meta, fp,
   writer.write_scalars(step, {f"val/{k}": v for k, v in res.items()})
   key = s.config.eval.best_metric
   meta["history"].append({"step": step, **res})
-  # ">=": a later epoch that ties the best replaces it, as in the reference
-  # code (`if F >= best_F`).
-  if res[key] >= meta["best_metric"]:
+  # A later epoch that ties the best replaces it, as in the AVVP reference
+  # code (`if F >= best_F`), unless eval.tie_replaces_best is False (AVE's
+  # `if val_acc > best_val_acc`).
+  if (res[key] > meta["best_metric"] or (
+      res[key] == meta["best_metric"] and
+      s.config.eval.get("tie_replaces_best", True))):
     meta.update(best_metric=res[key], best_step=step)
     checkpointing.save(best, step, state, dict(meta, fingerprint=fp))
   checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
   writers.log("step %d val: %s", step, " ".join(
       f"{k}={res[k]:.1f}" for k in evaluator.log_keys(res)))
   return meta
+
+
+def _validates(s: Setup, step: int, meta: dict) -> bool:
+  """Whether step (an epoch end or the last step) is validated: every epoch
+  end and the last step, or with eval.every_epochs=k > 1 the ends of
+  0-based epochs 0, k, 2k, ... (and the last step only if nothing was
+  validated before it, so a run always has a best checkpoint)."""
+  k = eval_every_epochs(s.config)
+  if step % s.steps_per_epoch == 0 and (
+      (step // s.steps_per_epoch - 1) % k == 0):
+    return True
+  return step == s.total_steps and (k == 1 or not meta["history"])
 
 
 def fit(s: Setup, workdir: str):
@@ -306,12 +349,12 @@ def fit(s: Setup, workdir: str):
     t = int(s.info["max_segments"])
     host = pipeline.segment_batches(pipeline.train_batches(
         s.train_src, s.local_batch, config.seed, start // t,
-        config.data.shuffle_buffer, -(-s.total_steps // t)), s.info,
-        s.features, config.seed, start)
+        config.data.shuffle_buffer, -(-s.total_steps // t),
+        data_order(config)), s.info, s.features, config.seed, start)
   else:
     host = pipeline.train_batches(
         s.train_src, s.local_batch, config.seed, start,
-        config.data.shuffle_buffer, s.total_steps)
+        config.data.shuffle_buffer, s.total_steps, data_order(config))
   batches = sharding.prefetch_to_mesh(host, s.mesh)
   acc, every = [], config.checkpoint_every_steps
   for step in range(start + 1, s.total_steps + 1):
@@ -328,8 +371,11 @@ def fit(s: Setup, workdir: str):
       writer.write_scalars(step, {f"train/{k}": v for k, v in m.items()})
       writers.log(prog.line(step, m))
     if step % s.steps_per_epoch == 0 or step == s.total_steps:
-      meta = maybe_validate(s, state, step, val, latest, best, meta, fp,
-                            writer)
+      if _validates(s, step, meta):
+        meta = maybe_validate(s, state, step, val, latest, best, meta, fp,
+                              writer)
+      else:
+        checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))
       prog.reset(step)
     elif every and step % every == 0:
       checkpointing.save(latest, step, state, dict(meta, fingerprint=fp))

@@ -62,6 +62,37 @@ class PipelineTest(parameterized.TestCase):
         src, 8, seed=3, shuffle_buffer=16, num_steps=8)]
     self.assertLen(set(sum(old, [])), 64)
 
+  def test_fixed_order_is_the_written_order_every_epoch(self):
+    # 37 training clips and 11 background-only clips, 4 shards each (AVE's
+    # weak reference appends them): every epoch the written order, train
+    # first, the last incomplete batch dropped; resume exact; bad name.
+    d = tu.make_tempdir(self)
+    tu.write_fake_dataset(d, {"train": 37, "train_noisy": 11}, num_shards=4)
+    src = pipeline.Source(d, "train", ("audio",),
+                          extra_splits=("train_noisy",))
+    written = [f"clip{i:04d}".encode() for i in range(37)] + [
+        f"clip{1000 + i:04d}".encode() for i in range(11)]
+    got = [b["clip_id"].tolist() for b in pipeline.train_batches(
+        src, 5, seed=3, num_steps=27, order="fixed")]
+    self.assertLen(got, 27)  # 48 clips // 5 = 9 steps per epoch
+    for epoch in range(3):
+      self.assertEqual(sum(got[9 * epoch:9 * epoch + 9], []), written[:45])
+    resumed = [b["clip_id"].tolist() for b in pipeline.train_batches(
+        src, 5, seed=3, start_step=11, num_steps=27, order="fixed")]
+    self.assertEqual(resumed, got[11:])
+    # Two hosts: each its own shards' clips, in the written order.
+    for h in range(2):
+      host = pipeline.Source(d, "train", ("audio",), h, 2,
+                             extra_splits=("train_noisy",))
+      ids = sum((b["clip_id"].tolist() for b in pipeline.train_batches(
+          host, 4, seed=0, num_steps=host.steps_per_epoch(4),
+          order="fixed")), [])
+      mine = [c for c in written if int(c[4:]) % 1000 % 4 in (h, h + 2)]
+      self.assertLen(ids, 20)  # 5 steps of 4 (the smaller host has 23)
+      self.assertEqual(ids, mine[:20])
+    with self.assertRaisesRegex(ValueError, "order='sorted'.*shuffle"):
+      next(pipeline.train_batches(src, 5, seed=0, order="sorted"))
+
   @parameterized.parameters((1, 8), (2, 4), (3, 5))
   def test_eval_counts_each_clip_once(self, hosts, local_batch):
     ids, nbatches = [], set()

@@ -2,6 +2,7 @@
 annotation txt files, converted by `avjax.prepare`), full and weak; the
 restored best checkpoint reproduces the final numbers."""
 
+import json
 import os
 import tempfile
 
@@ -119,6 +120,28 @@ class AVESupervisedTest(absltest.TestCase):
     res = ave_supervised.train_and_evaluate(c, tempfile.mkdtemp())
     self.assertEqual(res["step"], 3)
     self.assertBetween(res["results"]["test"]["acc"], 0.0, 100.0)
+
+  def test_reference_protocol_validation_cadence_and_ties(self):
+    # data=ave: fixed order, validation after 0-based epochs 0, 5, 10, ...
+    # and a tie keeps the earlier checkpoint (supervised_main.py's
+    # `val_acc > best_val_acc`); lr ~0 makes every validation a tie.
+    c = tiny_config(self.data, "runlocal,data=ave,variant=a")
+    self.assertEqual((c.data.order, c.eval.every_epochs,
+                      c.eval.tie_replaces_best, c.optim.decay_every_steps),
+                     ("fixed", 5, False, 15000))
+    c.num_epochs, c.optim.lr = 7, 1e-12
+    steps = {}
+    for ties in (False, True):
+      c.eval.tie_replaces_best = ties
+      w = tempfile.mkdtemp()
+      res = ave_supervised.train_and_evaluate(c, w)
+      with open(os.path.join(w, "metrics.jsonl")) as f:
+        val = [r for r in map(json.loads, f) if "val/acc" in r]
+      self.assertEqual([r["step"] for r in val], [2, 12])
+      self.assertEqual(val[0]["val/acc"], val[1]["val/acc"])
+      steps[ties] = res["step"]
+      self.assertTrue(os.path.isdir(os.path.join(w, "checkpoints", "14")))
+    self.assertEqual(steps, {False: 2, True: 12})
 
   def test_config_errors(self):
     c = tiny_config(self.data)
