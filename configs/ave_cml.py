@@ -18,10 +18,14 @@ otherwise):
              of 8 clips; Keras fit(shuffle=True)); the final model is
              reported (eval.checkpoint=final; the reference saves its
              weights after the last epoch); Keras's Dense initialisation
-             (model.init_scheme=keras: Glorot-uniform, zero bias).
+             (model.init_scheme=keras: Glorot-uniform, zero bias);
+             Keras's Adam (optim.adam_form=keras: eps 1e-7 added to
+             sqrt(v) before the bias correction) and distance
+             sqrt(max(d^2, 1e-7)) (model.distance_floor=keras).
   avjax      the earlier form: batches of 8 clips; event pairs against
              shifted (A_i, V_j) and cross-clip negatives, weighed half and
-             half (loss.pairs=shifted); the best epoch on val reported.
+             half (loss.pairs=shifted); the best epoch on val reported;
+             flax's initialisers, optax's Adam, sqrt(d^2 + 1e-9).
 Real AVE after `python -m avjax.prepare ave ...` (needs visual_feature_vec.h5):
   python -m avjax.main --config=configs/ave_cml.py:data=ave \
       --config.data.data_dir=DIR --workdir=...
@@ -40,9 +44,10 @@ VARIANTS = {
 LOSSES = {"avdln": "contrastive", "dcca": "dcca"}
 FORMS = {  # see the module docstring
     "reference": {"pairs": "same_time", "batch_unit": "segment_split",
-                  "checkpoint": "final", "init": "keras"},
+                  "checkpoint": "final", "init": "keras", "adam": "keras",
+                  "floor": "keras"},
     "avjax": {"pairs": "shifted", "batch_unit": "clip", "checkpoint": "best",
-              "init": "flax"},
+              "init": "flax", "adam": "optax", "floor": "add"},
 }
 
 
@@ -58,7 +63,8 @@ def get_config(arg=None):
   c.trainer = "avdln"
   c.model = ml_collections.ConfigDict(dict(
       {"name": "avdln", "hidden": 128, "visual_key": "visual_vec",
-       "init_scheme": FORMS[form]["init"]},
+       "init_scheme": FORMS[form]["init"],
+       "distance_floor": FORMS[form]["floor"]},
       **VARIANTS[arg.variant]))
   c.data = ave.data(arg.data, weak=False)
   c.loss = ml_collections.ConfigDict(
@@ -74,7 +80,9 @@ def get_config(arg=None):
   # constant-distance solution).
   c.batch_size = 8
   c.num_epochs = 20
+  c.optim.decay_every_steps = 0  # Keras's Adam at a constant rate
   c.optim.decay_every_epochs = 20
+  c.optim.adam_form = FORMS[form]["adam"]
   if arg.runlocal:
     ave.runlocal(c)
   return c

@@ -20,10 +20,19 @@ INIT_SCHEMES = {"keras": nn.initializers.glorot_uniform(),
                 "flax": nn.initializers.lecun_normal()}
 
 
-def euclidean(x: jnp.ndarray, y: jnp.ndarray, eps: float = 1e-9
-              ) -> jnp.ndarray:
-  """||x - y||_2 over the last axis (differentiable at 0)."""
-  return jnp.sqrt(jnp.sum(jnp.square(x - y), -1) + eps)
+# How a distance is kept differentiable at 0 (`model.distance_floor`):
+# "add" sqrt(d^2 + 1e-9), or "keras" sqrt(max(d^2, 1e-7)) as the
+# reference's euclidean_distance (K.maximum(sum_square, K.epsilon())).
+DISTANCE_FLOORS = ("add", "keras")
+
+
+def euclidean(x: jnp.ndarray, y: jnp.ndarray, eps: float = 1e-9,
+              floor: str = "add") -> jnp.ndarray:
+  """||x - y||_2 over the last axis (differentiable at 0: `floor`)."""
+  sq = jnp.sum(jnp.square(x - y), -1)
+  if floor == "keras":
+    return jnp.sqrt(jnp.maximum(sq, 1e-7))
+  return jnp.sqrt(sq + eps)
 
 
 class Encoder(nn.Module):
@@ -52,6 +61,7 @@ class AVDLN(nn.Module):
   out: int = 64
   visual_key: str = "visual_vec"
   init_scheme: str = "flax"
+  distance_floor: str = "add"
 
   @nn.compact
   def __call__(self, x: Dict[str, jnp.ndarray], *, train: bool = False):
@@ -65,7 +75,8 @@ class AVDLN(nn.Module):
                  name="audio")(x["audio"])
     ev = Encoder(self.hidden, self.out, self.init_scheme, name="visual")(v)
     return {"audio_emb": ea, "visual_emb": ev,
-            "dist": euclidean(ea[:, :, None], ev[:, None, :])}
+            "dist": euclidean(ea[:, :, None], ev[:, None, :],
+                              floor=self.distance_floor)}
 
 
 def check(model_cfg) -> list:
@@ -75,6 +86,9 @@ def check(model_cfg) -> list:
   if model_cfg.init_scheme not in INIT_SCHEMES:
     errors.append(f"model.init_scheme={model_cfg.init_scheme!r}: one of "
                   f"{tuple(INIT_SCHEMES)}")
+  if model_cfg.distance_floor not in DISTANCE_FLOORS:
+    errors.append(f"model.distance_floor={model_cfg.distance_floor!r}: one "
+                  f"of {DISTANCE_FLOORS}")
   if model_cfg.visual_key not in ("visual_vec", "visual_map"):
     errors.append(f"model.visual_key={model_cfg.visual_key!r}: "
                   "'visual_vec' or 'visual_map'")
@@ -84,12 +98,13 @@ def check(model_cfg) -> list:
 def build(model_cfg, info: dict) -> AVDLN:
   del info  # embeddings only: no class count
   return AVDLN(model_cfg.hidden, model_cfg.out, model_cfg.visual_key,
-               model_cfg.init_scheme)
+               model_cfg.init_scheme, model_cfg.distance_floor)
 
 
 def upgrade_fingerprint(model_dict: dict) -> dict:
-  """A checkpoint's model block from before `init_scheme` (flax's init)."""
-  return {"init_scheme": "flax", **model_dict}
+  """A checkpoint's model block from before `init_scheme` (flax's init)
+  and `distance_floor` ("add")."""
+  return {"init_scheme": "flax", "distance_floor": "add", **model_dict}
 
 
 def input_features(model_cfg) -> tuple:

@@ -179,6 +179,8 @@ def validate_config(config, trainer: Trainer = DEFAULT) -> None:
             batch_unit(config) == "segment_split"), "data.order",
        "'shuffle' with data.batch_unit='segment_split' (it permutes the "
        "split's segment pairs every epoch)"),
+      (config.optim.get("adam_form", "optax") in optim.ADAM_FORMS,
+       "optim.adam_form", f"one of {optim.ADAM_FORMS}"),
       (config.optim.get("decay_every_steps", 0) >= 0,
        "optim.decay_every_steps", "0 (decay by epochs) or a positive "
        "integer"),

@@ -44,6 +44,8 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
                    "model.disc_norm": "layer", "model.disc_relu": False})
   if c.get("model", {}).get("name") in ("avdln", "ave_net"):
     legacy["model.init_scheme"] = "flax"
+  if c.get("model", {}).get("name") == "avdln":
+    legacy["model.distance_floor"] = "add"
   if "avg" in c:  # AVG runs before the link rules had names
     legacy.update({"avg.link": "any", "avg.silence_threshold": 2.0})
   for key, value in legacy.items():

@@ -186,6 +186,24 @@ class AVDLNTest(absltest.TestCase):
                      "keras")
     self.assertEqual(ave_cml.get_config().model.init_scheme, "flax")
 
+  def test_distance_floors(self):
+    """"keras": sqrt(max(d^2, 1e-7)) as the reference's euclidean_distance
+    (value sqrt(1e-7) and zero gradient below the floor); "add":
+    sqrt(d^2 + 1e-9); equal (to 1e-6 relative) away from 0."""
+    x = jnp.array([[0.0, 0.0], [3.0, 4.0]])
+    y = jnp.array([[1e-5, 0.0], [0.0, 0.0]])
+    k = avdln.euclidean(x, y, floor="keras")
+    a = avdln.euclidean(x, y, floor="add")
+    np.testing.assert_allclose(k, [np.sqrt(1e-7), 5.0], rtol=1e-6)
+    np.testing.assert_allclose(a, [np.sqrt(1e-10 + 1e-9), 5.0], rtol=1e-6)
+    grad = jax.grad(lambda x: avdln.euclidean(x, y, floor="keras")[0])(x)
+    np.testing.assert_array_equal(grad, 0.0)
+    self.assertGreater(float(jnp.abs(jax.grad(
+        lambda x: avdln.euclidean(x, y)[0])(x)).sum()), 0.0)
+    self.assertEqual(ave_cml.get_config("data=ave").model.distance_floor,
+                     "keras")
+    self.assertEqual(ave_cml.get_config().model.distance_floor, "add")
+
 
 if __name__ == "__main__":
   absltest.main()

@@ -57,6 +57,35 @@ class ScheduleTest(absltest.TestCase):
       rates += [3e-4 * 0.1 ** (epoch // 2)] * spe
     np.testing.assert_allclose(got, rates[:13], rtol=1e-4)
 
+  def test_keras_adam_is_keras_update_rule(self):
+    """optim.adam_form=keras against Keras's Adam as written in keras.
+    optimizers.Adam (lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); p -= lr_t m /
+    (sqrt(v) + 1e-7)), on gradients small enough that eps matters; the
+    optax form differs there."""
+    c = ml_collections.ConfigDict({"lr": 1e-3, "decay_every_epochs": 100,
+                                   "decay_factor": 0.1, "grad_clip": 0.0,
+                                   "adam_form": "keras"})
+    tx, _ = optim.make_optimizer(c, 10)
+    opt = optax.adam(1e-3)
+    grads = np.random.default_rng(0).normal(size=(12, 3)) * 1e-7
+    p = k_p = o_p = np.zeros(3)
+    m = v = np.zeros(3)
+    state, o_state = tx.init(jnp.zeros(3)), opt.init(jnp.zeros(3))
+    for t, g in enumerate(grads, 1):
+      m = 0.9 * m + 0.1 * g
+      v = 0.999 * v + 0.001 * g * g
+      lr_t = 1e-3 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+      p = p - lr_t * m / (np.sqrt(v) + 1e-7)
+      upd, state = tx.update(jnp.asarray(g, jnp.float32), state)
+      k_p = k_p + np.asarray(upd)
+      upd, o_state = opt.update(jnp.asarray(g, jnp.float32), o_state)
+      o_p = o_p + np.asarray(upd)
+    np.testing.assert_allclose(k_p, p, rtol=1e-4)
+    self.assertGreater(np.abs(o_p - p).max(), 0.1 * np.abs(p).max())
+    c.adam_form = "adamw"
+    with self.assertRaisesRegex(ValueError, "adam_form='adamw'"):
+      optim.make_optimizer(c, 10)
+
 
 if __name__ == "__main__":
   absltest.main()
