@@ -458,7 +458,8 @@ def split_segment_bytes(src: "Source") -> int:
 
 def split_segment_batches(src: "Source", local_batch_size: int, seed: int,
                           start_step: int = 0,
-                          num_steps: Optional[int] = None
+                          num_steps: Optional[int] = None,
+                          order: str = "shuffle"
                           ) -> Iterator[Dict[str, np.ndarray]]:
   """Training batches of single segments, each epoch a uniform permutation
   of ALL (clip, segment) rows of the host's split (`config.data.batch_unit=
@@ -467,7 +468,12 @@ def split_segment_batches(src: "Source", local_batch_size: int, seed: int,
   split is read once into memory (its features must fit in
   `SPLIT_ROWS_MAX_BYTES`). An epoch has as many steps as with
   `segment_batches` (T x the clip batches), and the stream is a pure
-  function of (seed, step), so a resumed run continues it exactly."""
+  function of (seed, step), so a resumed run continues it exactly.
+  order="fixed": every epoch the clips in their written order
+  (`written_order`), each clip's segments in time order (Keras
+  `fit(shuffle=False)`)."""
+  if order not in ORDERS:
+    raise ValueError(f"order={order!r}; valid: {ORDERS}")
   need = split_segment_bytes(src)
   if need > SPLIT_ROWS_MAX_BYTES:
     raise ValueError(
@@ -485,13 +491,21 @@ def split_segment_batches(src: "Source", local_batch_size: int, seed: int,
   n = len(rows["clip_id"])
   t = int(src.info["max_segments"])
   spe = src.steps_per_epoch(local_batch_size) * t
-  step, order, order_epoch = start_step, None, None
+  fixed = None
+  if order == "fixed":  # clip-major rows (clip k: rows k*t .. k*t+t-1)
+    index = _RecordReader(src.files, src.rebuild).index
+    clip_order = written_order(src.files, index,
+                               [src.split, *src.extra_splits])
+    fixed = (clip_order[:, None] * t + np.arange(t)).reshape(-1)
+  step, perm, perm_epoch = start_step, None, None
   while num_steps is None or step < num_steps:
     epoch, offset = divmod(step, spe)
-    if epoch != order_epoch:  # one permutation per epoch, not per step
-      order = np.random.default_rng([seed, epoch, 3]).permutation(n)
-      order_epoch = epoch
-    idx = order[offset * local_batch_size:(offset + 1) * local_batch_size]
+    if fixed is not None:
+      perm = fixed
+    elif epoch != perm_epoch:  # one permutation per epoch, not per step
+      perm = np.random.default_rng([seed, epoch, 3]).permutation(n)
+      perm_epoch = epoch
+    idx = perm[offset * local_batch_size:(offset + 1) * local_batch_size]
     yield {k: v[idx] for k, v in rows.items()}
     step += 1
 

@@ -175,10 +175,6 @@ def validate_config(config, trainer: Trainer = DEFAULT) -> None:
        "a positive integer"),
       (data_order(config) in pipeline.ORDERS, "data.order",
        f"one of {pipeline.ORDERS}"),
-      (not (data_order(config) == "fixed" and
-            batch_unit(config) == "segment_split"), "data.order",
-       "'shuffle' with data.batch_unit='segment_split' (it permutes the "
-       "split's segment pairs every epoch)"),
       (config.optim.get("adam_form", "optax") in optim.ADAM_FORMS,
        "optim.adam_form", f"one of {optim.ADAM_FORMS}"),
       (config.optim.get("decay_every_steps", 0) >= 0,
@@ -346,7 +342,8 @@ def fit(s: Setup, workdir: str):
   prog = writers.Progress(s.total_steps, start, config.batch_size)
   if batch_unit(config) == "segment_split":
     host = pipeline.split_segment_batches(s.train_src, s.local_batch,
-                                          config.seed, start, s.total_steps)
+                                          config.seed, start, s.total_steps,
+                                          data_order(config))
   elif batch_unit(config) == "segment":
     t = int(s.info["max_segments"])
     host = pipeline.segment_batches(pipeline.train_batches(

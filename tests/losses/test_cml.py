@@ -133,6 +133,31 @@ class ReferenceProtocolTest(absltest.TestCase):
       np.testing.assert_array_equal(a["audio"], x["audio"])
       np.testing.assert_array_equal(a["clip_id"], x["clip_id"])
 
+  def test_split_segment_batches_fixed_order(self):
+    # order="fixed" (Keras fit(shuffle=False)): every epoch the clips in
+    # their written order, each clip's segments in time order.
+    data = tu.make_tempdir(self)
+    tu.write_fake_dataset(data, {"train": 10, "val": 2, "test": 2},
+                          num_shards=3, lengths=(3,))
+    src = pipeline.Source(data, "train", ("audio",))
+    clips = {c["id"]: c for c in pipeline.read_clips(data, "train")}
+    spe = src.steps_per_epoch(4) * 3  # 2 clip batches -> 6 steps, 24 rows
+    out = list(pipeline.split_segment_batches(src, 4, seed=0,
+                                              num_steps=2 * spe,
+                                              order="fixed"))
+    want = [(f"clip{i:04d}", k) for i in range(8) for k in range(3)]
+    for epoch in (out[:spe], out[spe:]):
+      rows = []
+      for x in epoch:
+        for cid, a in zip(x["clip_id"], x["audio"][:, 0]):
+          rows += [(cid.decode(), k) for k in range(3) if np.array_equal(
+              clips[cid.decode()]["audio"][k], a)]
+      self.assertEqual(rows, want)
+    resumed = list(pipeline.split_segment_batches(
+        src, 4, seed=0, start_step=5, num_steps=2 * spe, order="fixed"))
+    for a, x in zip(resumed, out[5:]):
+      np.testing.assert_array_equal(a["clip_id"], x["clip_id"])
+
   def test_split_segment_batches_refuse_a_split_over_the_memory_limit(self):
     data = tu.make_tempdir(self)
     tu.write_fake_dataset(data, {"train": 8, "val": 2, "test": 2},
