@@ -78,6 +78,8 @@ class Source:
                          f"{sorted(missing)} of split {self.split!r}")
     self.files, self.host_counts = host_shards(
         files, counts, self.process_index, self.process_count)
+    # clips per file of this host, aligned with self.files
+    self.file_counts = list(counts[self.process_index::self.process_count])
     self.num_clips = (sum(counts) if self.extra_splits else
                       self.info["splits"][self.split]["num_clips"])
 
@@ -281,26 +283,31 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 _SHARD_NAME = re.compile(r"^(.*)-\d{5}-of-\d{5}\.tfrecord$")
 
 
-def written_order(files: Sequence[str], index: Sequence[tuple],
-                  splits: Sequence[str]) -> np.ndarray:
-  """The reader indices of a host's clips in the order they were written.
+def written_order(src: Source) -> np.ndarray:
+  """The host's clips, as indices in file order (the order `_RecordReader`
+  and `eval_batches` read them), sorted into the order they were written.
 
   `tfrecord.Writer` puts clip n of a split into shard n % S at position
   n // S, so the written order is by (position, shard); the clips of
-  `splits[0]` come first, then each extra split's (AVE's weak reference
-  appends the background-only clips after the training clips). `index`
-  rows are (file, position, ...) as `_RecordReader.index`."""
-  rank = []
-  for f in files:
+  `src.split` come first, then each extra split's (AVE's weak reference
+  appends the background-only clips after the training clips)."""
+  splits = [src.split, *src.extra_splits]
+  keys = []
+  for i, (f, n) in enumerate(zip(src.files, src.file_counts)):
     m = _SHARD_NAME.match(os.path.basename(f))
     split = m.group(1) if m else ""
-    rank.append(splits.index(split) if split in splits else len(splits))
-  keys = [(rank[i], j, i) for i, j, *_ in index]
+    rank = splits.index(split) if split in splits else len(splits)
+    keys += [(rank, j, i) for j in range(n)]
   return np.array(sorted(range(len(keys)), key=keys.__getitem__),
                   dtype=np.int64)
 
 
 ORDERS = ("shuffle", "fixed")
+
+
+def _check_order(order: str) -> None:
+  if order not in ORDERS:
+    raise ValueError(f"order={order!r}; valid: {ORDERS}")
 
 
 def _permuted_batches(tf, src: Source, local_batch_size: int, seed: int,
@@ -311,17 +318,13 @@ def _permuted_batches(tf, src: Source, local_batch_size: int, seed: int,
   spe = src.steps_per_epoch(local_batch_size)
   reader = _RecordReader(src.files, src.rebuild)
   n = len(reader.index)
-  fixed = (written_order(src.files, reader.index,
-                         [src.split, *src.extra_splits])
-           if order == "fixed" else None)
+  fixed = written_order(src) if order == "fixed" else None
   step = start_step
   while num_steps is None or step < num_steps:
     epoch, offset = divmod(step, spe)
-    ks_epoch = fixed if fixed is not None else epoch_permutation(n, seed,
-                                                                 epoch)
-    order_ks = ks_epoch[:spe * local_batch_size]
+    perm = fixed if fixed is not None else epoch_permutation(n, seed, epoch)
     stop = spe if num_steps is None else min(spe, offset + num_steps - step)
-    ks = order_ks[offset * local_batch_size:stop * local_batch_size]
+    ks = perm[offset * local_batch_size:stop * local_batch_size]
     failed = []
 
     def read_batch(i, ks=ks, failed=failed):
@@ -373,8 +376,7 @@ def train_batches(src: Source, local_batch_size: int, seed: int,
   their written order (`written_order`; the last incomplete batch is
   dropped, as AVE's supervised_main.py never uses it).
   """
-  if order not in ORDERS:
-    raise ValueError(f"order={order!r}; valid: {ORDERS}")
+  _check_order(order)
   tf = _tf()
   if not shuffle_buffer or order == "fixed":
     yield from _permuted_batches(tf, src, local_batch_size, seed, start_step,
@@ -472,8 +474,7 @@ def split_segment_batches(src: "Source", local_batch_size: int, seed: int,
   order="fixed": every epoch the clips in their written order
   (`written_order`), each clip's segments in time order (Keras
   `fit(shuffle=False)`)."""
-  if order not in ORDERS:
-    raise ValueError(f"order={order!r}; valid: {ORDERS}")
+  _check_order(order)
   need = split_segment_bytes(src)
   if need > SPLIT_ROWS_MAX_BYTES:
     raise ValueError(
@@ -493,10 +494,7 @@ def split_segment_batches(src: "Source", local_batch_size: int, seed: int,
   spe = src.steps_per_epoch(local_batch_size) * t
   fixed = None
   if order == "fixed":  # clip-major rows (clip k: rows k*t .. k*t+t-1)
-    index = _RecordReader(src.files, src.rebuild).index
-    clip_order = written_order(src.files, index,
-                               [src.split, *src.extra_splits])
-    fixed = (clip_order[:, None] * t + np.arange(t)).reshape(-1)
+    fixed = (written_order(src)[:, None] * t + np.arange(t)).reshape(-1)
   step, perm, perm_epoch = start_step, None, None
   while num_steps is None or step < num_steps:
     epoch, offset = divmod(step, spe)

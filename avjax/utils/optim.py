@@ -20,7 +20,7 @@ def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999,
   def init(params):
     zeros = jax.tree.map(jnp.zeros_like, params)
     return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros,
-                                  nu=jax.tree.map(jnp.zeros_like, params))
+                                  nu=zeros)
 
   def update(updates, state, params=None):
     del params

@@ -97,12 +97,16 @@ class ReferenceProtocolTest(absltest.TestCase):
     for a, b in zip(resumed, out[4:]):
       np.testing.assert_array_equal(a["audio"], b["audio"])
 
-  def test_split_segment_batches_permute_every_pair_of_the_split(self):
+  def split_fixture(self, num_train: int, num_shards: int):
+    """(train Source, {clip id: clip}) of a fake split of 3-segment clips."""
     data = tu.make_tempdir(self)
-    tu.write_fake_dataset(data, {"train": 16, "val": 2, "test": 2},
-                          num_shards=2, lengths=(3,))
-    src = pipeline.Source(data, "train", ("audio",))
-    clips = {c["id"]: c for c in pipeline.read_clips(data, "train")}
+    tu.write_fake_dataset(data, {"train": num_train, "val": 2, "test": 2},
+                          num_shards=num_shards, lengths=(3,))
+    return pipeline.Source(data, "train", ("audio",)), {
+        c["id"]: c for c in pipeline.read_clips(data, "train")}
+
+  def test_split_segment_batches_permute_every_pair_of_the_split(self):
+    src, clips = self.split_fixture(16, 2)
     b, t = 4, 3
     spe = src.steps_per_epoch(b) * t  # 12 steps of 4 pairs = all 48 rows
     out = list(pipeline.split_segment_batches(src, b, seed=0,
@@ -136,11 +140,7 @@ class ReferenceProtocolTest(absltest.TestCase):
   def test_split_segment_batches_fixed_order(self):
     # order="fixed" (Keras fit(shuffle=False)): every epoch the clips in
     # their written order, each clip's segments in time order.
-    data = tu.make_tempdir(self)
-    tu.write_fake_dataset(data, {"train": 10, "val": 2, "test": 2},
-                          num_shards=3, lengths=(3,))
-    src = pipeline.Source(data, "train", ("audio",))
-    clips = {c["id"]: c for c in pipeline.read_clips(data, "train")}
+    src, clips = self.split_fixture(10, 3)
     spe = src.steps_per_epoch(4) * 3  # 2 clip batches -> 6 steps, 24 rows
     out = list(pipeline.split_segment_batches(src, 4, seed=0,
                                               num_steps=2 * spe,
