@@ -39,6 +39,10 @@ validation evaluation whose Type@AV is >= every earlier one (the official
 HAN rule; the MA code keeps only its last model); final.pt after step 3's
 training (step 3 saves nothing).
 
+--order/--dropout (steps 1 and 3; `avjax.parity_steps`): the train phase
+in `parity_official.Trajectory` mode (the rows of that order every epoch,
+every dropout rate set, init.npz and step_losses.json written).
+
 Seeding: main_avvp.py seeds torch with --seed; before every phase the runner
 also calls random.seed(S), numpy.random.seed(S) and torch.manual_seed(S):
 step 2's dataloader draws each clip's partner with Python's unseeded
@@ -125,6 +129,7 @@ def main(argv=None):
                  help="step 2: step 1's model to refine with (MMIL_Net: "
                  "its final model; best)")
   p.add_argument("--phases", default=None)
+  base.add_trajectory_flags(p)
   p.add_argument("official_args", nargs=argparse.REMAINDER)
   args = p.parse_args(argv)
   rest = base.strip_separator(args.official_args)
@@ -151,6 +156,8 @@ def main(argv=None):
   rec = base.Recorder(main_avvp, os.path.join(run_dir, "metrics_exact.jsonl"),
                       val_label=label_val,
                       best_path=os.path.join(run_dir, "best.pt"))
+  args.run_dir = run_dir
+  traj = base.trajectory(main_avvp, args) if args.step != 2 else None
   errors = {}
   if args.step == 2:
     record_errors(main_avvp, errors)
@@ -179,6 +186,8 @@ def main(argv=None):
         torch.save(rec.models[-1].state_dict(),
                    os.path.join(run_dir, "final.pt"))
       lrs = list(base.LRS)
+      if traj:
+        traj.save()
     if phase == "estimate":
       pkl_to_json(PKL, os.path.join(run_dir, JSON), errors)
     times[phase] = time.time() - t0

@@ -32,8 +32,14 @@ Each phase prints `#### parity phase: <name>` before its output. Patches:
     official code prints them rounded to 0.1) and the phase times to
     RUN/phases.json.
 
-The pieces (`setup_official`, `Recorder`, `run_main`) also run the three
-steps of the official MA code (`avjax/parity_ma_official.py`).
+With --order (`avjax.parity_steps`: same weights, same order), the train
+phase also runs in `Trajectory` mode: the training clips in the order
+listed in that JSON file every epoch, dropout set to --dropout, the initial
+weights saved to RUN/init.npz and every step's loss terms to
+RUN/step_losses.json. Nothing of the training itself changes.
+
+The pieces (`setup_official`, `Recorder`, `Trajectory`, `run_main`) also
+run the three steps of the official MA code (`avjax/parity_ma_official.py`).
 """
 
 import argparse
@@ -240,6 +246,96 @@ class Recorder:
       fh.write(json.dumps(rec) + "\n")
 
 
+class Trajectory:
+  """Same-weights / same-order mode of the train phase.
+
+  Installed on the official module after `Recorder`: the model built first
+  has its initial state_dict saved to `run_dir/init.npz` (numpy arrays
+  under the state_dict's names, what `avjax.import_official` reads without
+  torch) and every nn.Dropout and nn.MultiheadAttention dropout rate set to
+  `dropout`; the shuffled (training) DataLoader draws the dataset rows of
+  `order` (a JSON file {"rows": [...]}: avjax's written order) every epoch
+  instead of a random permutation; every BCELoss and, where the module has
+  one, LabelSmoothingLoss value is recorded, and each optimizer step closes
+  a step (`save` writes them to `run_dir/step_losses.json`: one list of
+  loss terms per step, in call order).
+  """
+
+  def __init__(self, module, run_dir: str, order_path: str, dropout: float):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import torch  # pylint: disable=g-import-not-at-top
+    import torch.utils.data as tud  # pylint: disable=g-import-not-at-top
+    with open(order_path) as f:
+      self.order = [int(i) for i in json.load(f)["rows"]]
+    self.run_dir, self.dropout = run_dir, float(dropout)
+    self.steps, self.current = [], []
+    make, nn = module.MMIL_Net, torch.nn
+    init_path = os.path.join(run_dir, "init.npz")
+
+    def make_model(*a, **k):
+      m = make(*a, **k)
+      if not os.path.exists(init_path):
+        np.savez(init_path, **{n: v.detach().cpu().numpy()
+                               for n, v in m.state_dict().items()})
+      for mod in m.modules():
+        if isinstance(mod, nn.Dropout):
+          mod.p = self.dropout
+        elif isinstance(mod, nn.MultiheadAttention):
+          mod.dropout = self.dropout
+      return m
+
+    def loader(dataset, batch_size=1, shuffle=False, **_):
+      if shuffle:
+        if len(self.order) > len(dataset) or max(self.order) >= len(dataset):
+          raise ValueError(f"--order={order_path}: rows beyond the "
+                           f"{len(dataset)}-row training set")
+        return tud.DataLoader(dataset, batch_size=batch_size,
+                              sampler=self.order, num_workers=0)
+      return tud.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                            num_workers=0)
+
+    def recording(cls):
+      orig = cls.forward
+
+      def forward(mod, *a, **k):
+        out = orig(mod, *a, **k)
+        self.current.append(float(out))
+        return out
+      cls.forward = forward
+
+    recording(nn.BCELoss)
+    if hasattr(module, "LabelSmoothingLoss"):
+      recording(module.LabelSmoothingLoss)
+    step = torch.optim.Adam.step
+
+    def adam_step(opt, *a, **k):
+      self.steps.append(self.current)
+      self.current = []
+      return step(opt, *a, **k)
+    torch.optim.Adam.step = adam_step
+    module.MMIL_Net, module.DataLoader = make_model, loader
+
+  def save(self) -> None:
+    with open(os.path.join(self.run_dir, "step_losses.json"), "w") as fh:
+      json.dump({"dropout": self.dropout, "order_rows": len(self.order),
+                 "steps": self.steps}, fh)
+
+
+def add_trajectory_flags(p) -> None:
+  p.add_argument("--order", default=None,
+                 help="Trajectory mode (avjax.parity_steps): a JSON file "
+                 "{\"rows\": [...]}, the training rows of every epoch")
+  p.add_argument("--dropout", type=float, default=None,
+                 help="Trajectory mode: every dropout rate (0: none)")
+
+
+def trajectory(module, args) -> Optional[Trajectory]:
+  """`Trajectory` when --order is given (--dropout defaults to 0)."""
+  if not args.order:
+    return None
+  return Trajectory(module, args.run_dir, args.order, args.dropout or 0.0)
+
+
 def with_flags(argv, **flags):
   """argv with `--name value` appended (argparse: the last one wins)."""
   out = list(argv)
@@ -294,6 +390,7 @@ def main(argv=None):
   p.add_argument("--step_size", type=int, required=True)
   p.add_argument("--gamma", type=float, default=0.1)
   p.add_argument("--phases", default=",".join(PHASES))
+  add_trajectory_flags(p)
   p.add_argument("official_args", nargs=argparse.REMAINDER)
   args = p.parse_args(argv)
   rest = strip_separator(args.official_args)
@@ -307,6 +404,7 @@ def main(argv=None):
   import main_avvp  # pylint: disable=g-import-not-at-top
   os.makedirs(args.run_dir, exist_ok=True)
   rec = Recorder(main_avvp, os.path.join(args.run_dir, "metrics_exact.jsonl"))
+  traj = trajectory(main_avvp, args)
   times = {}
   lrs = []
   for phase in phases:
@@ -323,6 +421,8 @@ def main(argv=None):
       torch.save(rec.models[-1].state_dict(),
                  os.path.join(args.run_dir, "final.pt"))
       lrs = list(LRS)
+      if traj:
+        traj.save()
     times[phase] = time.time() - t0
   write_phases(args.run_dir, times, lrs)
   return 0
