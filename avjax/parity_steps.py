@@ -59,6 +59,7 @@ REPORT = "parity_steps"
 TERMS = ("audio", "visual", "global", "nce")
 THRESHOLDS = (1e-4, 1e-3, 1e-2)
 OFFICIAL_RUN, AVJAX_RUN = "official", "avjax"
+NEED_PKL = "need_to_change.pkl"  # what the official step 3 reads
 
 
 def is_ma(config) -> bool:
@@ -294,7 +295,7 @@ def run(config, workdir: str, seed: int = 0, stage: int = 1,
                  os.path.join(run_o, "data"))
       cwd = run_o
       if need is not None:
-        with open(os.path.join(run_o, parity_ma.PKL), "wb") as f:
+        with open(os.path.join(run_o, NEED_PKL), "wb") as f:
           pickle.dump(need, f)
     parity.launch(official_cmd(ctx, run_o, seed, stage, order_path, dropout),
                   cwd, run_o, f"official {what}", ctx["protocol"]["epochs"],
