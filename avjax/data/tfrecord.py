@@ -126,8 +126,12 @@ class DatasetWriter:
     os.makedirs(out_dir, exist_ok=True)
 
   def write_split(self, split: str, clips: Iterable[dict],
-                  label_keys: Sequence[str], num_shards: int = 1) -> int:
-    """Writes all clips of a split round-robin into `num_shards` files."""
+                  label_keys: Sequence[str], num_shards: int = 1,
+                  shards: Optional[Sequence[int]] = None) -> int:
+    """Writes all clips of a split round-robin into `num_shards` files, or
+    clip n into file `shards[n]` (to keep another dataset's layout: a
+    rewritten split whose clips sit in the same files at the same positions
+    is read in the same order by the same seed)."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     label_keys = tuple(label_keys)
     for key in label_keys:
@@ -151,9 +155,16 @@ class DatasetWriter:
         if clip["id"] in seen:
           raise ValueError(f"duplicate clip id {clip['id']!r} in split {split!r}")
         seen.add(clip["id"])
-        writers[n % num_shards].write(
-            encode_clip(clip, self.features, label_keys))
-        counts[n % num_shards] += 1
+        if shards is None:
+          k = n % num_shards
+        elif n < len(shards) and 0 <= shards[n] < num_shards:
+          k = shards[n]
+        else:
+          raise ValueError(f"split {split!r}: clip {n} ({clip['id']!r}) has "
+                           f"no shard in 0..{num_shards - 1} (shards lists "
+                           f"{len(shards)})")
+        writers[k].write(encode_clip(clip, self.features, label_keys))
+        counts[k] += 1
         self.info["max_segments"] = max(self.info["max_segments"], t)
         n += 1
     finally:

@@ -394,7 +394,10 @@ def write_refined_dataset(src_dir: str, out_dir: str, split: str,
   """Copies `src_dir` to `out_dir` with refined labels in `split`.
 
   `refined` maps clip id -> (audio_labels, visual_labels). Other splits are
-  hard-linked (copied where links fail). Written atomically.
+  hard-linked (copied where links fail). Written atomically. The split keeps
+  the source's layout (every clip in the same file at the same position), so
+  stage 3 reads its clips in the order stage 1 read them with the same seed,
+  as the official step 3 (same seed, same rows) replays step 1's order.
   """
   info = tfrecord.read_info(src_dir)
   tmp = out_dir + ".tmp"
@@ -411,8 +414,9 @@ def write_refined_dataset(src_dir: str, out_dir: str, split: str,
 
   keys = tuple(info["splits"][split]["label_keys"])
   keys += tuple(k for k in ("audio_labels", "visual_labels") if k not in keys)
-  w.write_split(split, clips(), keys,
-                num_shards=len(info["splits"][split]["files"]))
+  counts = info["splits"][split]["file_counts"]
+  w.write_split(split, clips(), keys, num_shards=len(counts),
+                shards=[i for i, c in enumerate(counts) for _ in range(c)])
   for other, entry in info["splits"].items():
     if other == split:
       continue

@@ -304,6 +304,45 @@ class RefinedDatasetTest(absltest.TestCase):
     test = list(ma_refine.read_clips(os.path.join(out, "d"), "test"))
     self.assertEqual(test[0]["seg_audio"].shape, (5, 4))
 
+  def test_keeps_the_layout_so_stage3_replays_stage1_order(self):
+    """The official step 3 draws the same rows in the same order as step 1
+    (same seed); the refined copy must keep every clip's file and position
+    so that avjax's stage 3 reads them in its stage 1's order too."""
+    from avjax.data import pipeline  # pylint: disable=g-import-not-at-top
+    src, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    w = tfrecord.DatasetWriter(src, "fake", tu.CLASSES, tu.FEATURES)
+    w.write_split("train", (tu.fake_clip(i, 3, dense=False)
+                            for i in range(23)), ("labels",), num_shards=4)
+    w.finish()
+    refined = {f"clip{i:04d}": (np.ones(4, np.float32),
+                                np.zeros(4, np.float32)) for i in range(23)}
+    dst = os.path.join(out, "d")
+    ma_refine.write_refined_dataset(src, dst, "train", refined)
+    a, b = (tfrecord.read_info(d)["splits"]["train"] for d in (src, dst))
+    self.assertEqual(a["files"], b["files"])
+    self.assertEqual(a["file_counts"], b["file_counts"])
+
+    def ids(data_dir, order):
+      s = pipeline.Source(data_dir, "train", ["audio"])
+      return [x.decode() for batch in pipeline.train_batches(
+          s, 4, seed=3, num_steps=10, order=order)
+              for x in batch["clip_id"]]
+    for order in ("shuffle", "fixed"):
+      self.assertEqual(ids(src, order), ids(dst, order))
+    got = list(ma_refine.read_clips(dst, "train"))
+    self.assertEqual([c["id"] for c in got],
+                     [c["id"] for c in ma_refine.read_clips(src, "train")])
+    np.testing.assert_array_equal(got[5]["visual_labels"], np.zeros(4))
+
+  def test_explicit_shards_are_checked(self):
+    w = tfrecord.DatasetWriter(tempfile.mkdtemp(), "fake", tu.CLASSES,
+                               tu.FEATURES)
+    with self.assertRaisesRegex(ValueError, r"clip 2 \('clip0002'\) has no "
+                                r"shard in 0..1"):
+      w.write_split("train", (tu.fake_clip(i, 3, dense=False)
+                              for i in range(3)), ("labels",), num_shards=2,
+                    shards=[1, 0])
+
 
 class LossDispatchTest(absltest.TestCase):
 
