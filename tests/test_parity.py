@@ -251,15 +251,23 @@ def _torch_python():
   return None
 
 
-@pytest.mark.slow
-def test_official_one_epoch_run(tmp_path):
+def official_or_skip(check=parity.check_official_dir, path=OFFICIAL_DIR,
+                     what="HAN", env="AVJAX_OFFICIAL_DIR"):
+  """(official checkout, torch Python), or the test is skipped saying
+  which is missing."""
   try:
-    official = parity.check_official_dir(OFFICIAL_DIR)
+    official = check(path)
   except parity.SetupError:
-    pytest.skip(f"no official HAN code at {OFFICIAL_DIR} (AVJAX_OFFICIAL_DIR)")
+    pytest.skip(f"no official {what} code at {path} ({env})")
   python = _torch_python()
   if python is None:
     pytest.skip("no Python with torch, numpy and pandas (AVJAX_TORCH_PYTHON)")
+  return official, python
+
+
+@pytest.mark.slow
+def test_official_one_epoch_run(tmp_path):
+  official, python = official_or_skip()
   c = tiny_config()
   c.data.cache_dir = str(tmp_path / "cache")
   work = str(tmp_path / "work")

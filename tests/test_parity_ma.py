@@ -236,14 +236,9 @@ def test_setup_errors(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_tiny(tmp_path):
   """Both sides, one seed, 1 epoch per stage on 40 train clips."""
-  try:
-    official = parity_ma.check_official_dir(OFFICIAL_DIR)
-  except parity.SetupError:
-    pytest.skip(f"no official MA code at {OFFICIAL_DIR} "
-                "(AVJAX_OFFICIAL_MA_DIR)")
-  python = han_tests._torch_python()  # pylint: disable=protected-access
-  if python is None:
-    pytest.skip("no Python with torch, numpy and pandas (AVJAX_TORCH_PYTHON)")
+  official, python = han_tests.official_or_skip(
+      parity_ma.check_official_dir, OFFICIAL_DIR, "MA",
+      "AVJAX_OFFICIAL_MA_DIR")
   c = avvp_ma.get_config()
   c.data.synthetic.update(num_train=40, num_val=10, num_test=10)
   c.data.cache_dir = str(tmp_path / "cache")

@@ -101,14 +101,7 @@ def test_markdown_report():
 
 @pytest.mark.slow
 def test_official_han_same_weights_one_epoch(tmp_path):
-  try:
-    official = parity.check_official_dir(han_tests.OFFICIAL_DIR)
-  except parity.SetupError:
-    pytest.skip(f"no official HAN code at {han_tests.OFFICIAL_DIR} "
-                "(AVJAX_OFFICIAL_DIR)")
-  python = han_tests._torch_python()  # pylint: disable=protected-access
-  if python is None:
-    pytest.skip("no Python with torch, numpy and pandas (AVJAX_TORCH_PYTHON)")
+  official, python = han_tests.official_or_skip()
   c = han_tests.tiny_config()
   c.data.synthetic.num_train = 32
   c.batch_size = 8  # the tests' 8 forced devices
