@@ -36,7 +36,7 @@ With --order (`avjax.parity_steps`: same weights, same order), the train
 phase also runs in `Trajectory` mode: the training clips in the order
 listed in that JSON file every epoch, dropout set to --dropout, the initial
 weights saved to RUN/init.npz and every step's loss terms to
-RUN/step_losses.json. Nothing of the training itself changes.
+RUN/step_losses.json. Nothing else of the training changes.
 
 The pieces (`setup_official`, `Recorder`, `Trajectory`, `run_main`) also
 run the three steps of the official MA code (`avjax/parity_ma_official.py`).
@@ -286,9 +286,10 @@ class Trajectory:
 
     def loader(dataset, batch_size=1, shuffle=False, **_):
       if shuffle:
-        if len(self.order) > len(dataset) or max(self.order) >= len(dataset):
-          raise ValueError(f"--order={order_path}: rows beyond the "
-                           f"{len(dataset)}-row training set")
+        if (not self.order or len(self.order) > len(dataset) or
+            max(self.order) >= len(dataset)):
+          raise ValueError(f"--order={order_path}: no rows, or rows beyond "
+                           f"the {len(dataset)}-row training set")
         return tud.DataLoader(dataset, batch_size=batch_size,
                               sampler=self.order, num_workers=0)
       return tud.DataLoader(dataset, batch_size=batch_size, shuffle=False,
