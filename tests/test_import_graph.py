@@ -30,7 +30,7 @@ LAYERS = {
     "trainers": 4,
     "evaluators": 5,
     "projects": 6, "main": 6, "evaluate": 6, "prepare": 6, "score": 6,
-    "sweep": 6, "benchmark": 6, "parity": 6, "parity_ma": 6,
+    "sweep": 6, "benchmark": 6, "parity": 6, "parity_ma": 6, "parity_steps": 6,
     "parity_official": 6, "parity_ma_official": 6, "extract": 6, "parse": 6,
     "import_official": 6,
 }
