@@ -118,7 +118,7 @@ def apply_drops(drops, filenames: Sequence[str], weak, classes):
 
 
 def avjax_config(ctx: Dict[str, Any], seed: int, stage: int,
-                 dropout: float, refined_dir: Optional[str] = None):
+                 dropout: float, refine_dir: Optional[str] = None):
   """The trained config of avjax's side (one avvp_weak run)."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   c = parity.avjax_config(ctx["config"], seed, ctx["avjax_data"])
@@ -127,7 +127,7 @@ def avjax_config(ctx: Dict[str, Any], seed: int, stage: int,
     stage1, stage3 = ma_pipeline.stage_configs(c, ctx["avjax_data"])
     c = stage3 if stage == 3 else stage1
     if stage == 3:
-      c.data.name, c.data.data_dir = "ma_refined", refined_dir
+      ma_pipeline.refined_data(c, refine_dir)
   c = ml_collections.ConfigDict(c.to_dict())
   c.data.order = "fixed"
   c.model.dropout = float(dropout)
@@ -267,36 +267,38 @@ def run(config, workdir: str, seed: int = 0, stage: int = 1,
   root = ctx["workdir"]
   filenames, weak, _ = parity_ma.read_train_labels(
       os.path.join(ctx["export_dir"], "data"))
-  refined_dir, need = None, None
+  refine_dir, need = os.path.join(root, "refine"), None
+  cfg = avjax_config(ctx, seed, stage, dropout, refine_dir)
   if stage == 3:
     drops = parity_ma.drops_from_need_to_change(
         parity_ma.read_need_to_change(need_to_change), filenames)
     need = parity_ma.need_to_change_from_drops(drops, filenames)
-    refined_dir = os.path.join(root, "refined_dataset")
-    if not os.path.isdir(refined_dir):
+    if not os.path.isdir(cfg.data.data_dir):
       classes = list(tfrecord.read_info(ctx["avjax_data"])["classes"])
       refine.write_refined_dataset(
-          ctx["avjax_data"], refined_dir, "train",
+          ctx["avjax_data"], cfg.data.data_dir, "train",
           apply_drops(drops, filenames, weak, classes))
-  cfg = avjax_config(ctx, seed, stage, dropout, refined_dir)
   order_path = os.path.join(root, "order.json")
-  rows = written_rows(cfg.data.data_dir, cfg.batch_size, seed, filenames)
-  parity.write_json(order_path, {"rows": rows})
+  if os.path.exists(order_path):  # a resumed check: the order is pinned
+    with open(order_path) as f:
+      rows = json.load(f)["rows"]
+  else:
+    rows = written_rows(cfg.data.data_dir, cfg.batch_size, seed, filenames)
+    parity.write_json(order_path, {"rows": rows})
   what = (f"MA stage {stage}" if ma else "HAN") + f", seed {seed}"
 
   # official
   run_o = os.path.join(root, OFFICIAL_RUN)
   losses_path = os.path.join(run_o, "step_losses.json")
   if not os.path.exists(losses_path):
-    parity.fresh_dir(run_o)
     cwd = ctx["export_dir"]
-    if ma:
-      os.symlink(os.path.join(ctx["export_dir"], "data"),
-                 os.path.join(run_o, "data"))
-      cwd = run_o
+    if ma:  # a run folder with `data` linked, as the MA harness's
+      cwd = parity_ma._run_dir(ctx, run_o)  # pylint: disable=protected-access
       if need is not None:
         with open(os.path.join(run_o, NEED_PKL), "wb") as f:
           pickle.dump(need, f)
+    else:
+      parity.fresh_dir(run_o)
     parity.launch(official_cmd(ctx, run_o, seed, stage, order_path, dropout),
                   cwd, run_o, f"official {what}", ctx["protocol"]["epochs"],
                   parity_ma.PRINTED if ma else parity.PRINTED)
