@@ -38,6 +38,9 @@ as in avjax's pipeline. Per seed S:
    modality); labels dropped in both modalities; the Jaccard overlap of the
    two sides' drop sets per seed), stage 1 and stage 3 test scores (the ten
    AVVP metrics, mean ± sd over seeds, final-epoch and best-on-val),
+   stage 3's final scores against the refinement's wrong drops per seed
+   and side (with a least-squares fit: the side difference left at equal
+   wrong drops),
    validation curves, wall times and every difference the harness knows.
 
 Resumable per seed and stage: a stage whose parity_result.json exists is not
@@ -495,7 +498,9 @@ def summarize(results: Dict[str, Dict[int, Dict[str, Any]]],
               ) -> Dict[str, Any]:
   """{side: {seed: {stage: result}}} -> the MA parity summary: per trained
   stage `parity.summarize`'s tables; `refine`: per seed `compare_drops`
-  (the stats of a side alone where the other has not run) and mean ± sd."""
+  (the stats of a side alone where the other has not run) and mean ± sd;
+  `wrong_drops`: `wrong_drop_rows` and their `wrong_drop_fit`s (with the
+  truth only)."""
   out = {}
   for stage in TRAINED:
     out[stage] = parity.summarize({s: {seed: r[stage] for seed, r in
@@ -533,7 +538,101 @@ def summarize(results: Dict[str, Dict[int, Dict[str, Any]]],
   wall = {s: parity.mean_sd([r.get(REFINE, {}).get("wall_s", {}).get(
       "total") for r in results.get(s, {}).values()]) for s in parity.SIDES}
   out[REFINE] = {"per_seed": per_seed, "mean": agg, "wall_s": wall}
+  rows = wrong_drop_rows(out[REFINE], results)
+  fits = [wrong_drop_fit(rows, m) for m in FIT_METRICS]
+  out["wrong_drops"] = {"rows": rows, "fits": [f for f in fits if f]}
   return out
+
+
+# Stage-3 metrics fitted against the refinement's wrong drops.
+FIT_METRICS = ("seg_type", "seg_v", "ev_v", "ev_av")
+FIT_TERMS = ("wrong_visual", "wrong_audio")
+
+
+def wrong_drop_rows(summary_refine: Dict[str, Any],
+                    results: Dict[str, Dict[int, Dict[str, Any]]],
+                    which: str = "final") -> List[Dict[str, Any]]:
+  """One row per (side, seed) with both a refinement (scored against the
+  truth) and a stage 3: the wrong drops per modality (dropped labels the
+  modality does hold) and stage 3's test scores (`which` checkpoint)."""
+  rows = []
+  for seed, row in summary_refine["per_seed"].items():
+    for s in parity.SIDES:
+      st = row.get(s)
+      s3 = results.get(s, {}).get(int(seed), {}).get(STAGE3)
+      if not st or not s3 or st["visual"].get("correct") is None:
+        continue
+      rows.append({
+          "side": s, "seed": int(seed),
+          **{f"wrong_{m}": st[m]["dropped"] - st[m]["correct"]
+             for m in MODALITIES},
+          "test": s3[f"test_{which}"]})
+  return rows
+
+
+def wrong_drop_fit(rows: Sequence[Dict[str, Any]], metric: str
+                   ) -> Optional[Dict[str, Any]]:
+  """Least squares over both sides' seeds: stage 3's `metric` = b0 +
+  side * [avjax] + sum_t b_t * t for t in FIT_TERMS. `side` is the
+  difference left once the wrong drops are accounted for; the raw
+  difference of means is `raw`. Coefficients with standard errors (the
+  usual OLS ones); None with too few seeds (each side at least 2, and more
+  rows than coefficients + 1)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  n = {s: sum(r["side"] == s for r in rows) for s in parity.SIDES}
+  k = 2 + len(FIT_TERMS)
+  if min(n.values()) < 2 or len(rows) <= k + 1:
+    return None
+  x = np.array([[1.0, r["side"] == "avjax"] + [r[t] for t in FIT_TERMS]
+                for r in rows], float)
+  y = np.array([r["test"][metric] for r in rows], float)
+  beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+  resid = y - x @ beta
+  s2 = float(resid @ resid) / (len(y) - k)
+  se = np.sqrt(np.diag(s2 * np.linalg.pinv(x.T @ x)))
+  side = x[:, 1] == 1
+  names = ("intercept", "side") + FIT_TERMS
+  return {"metric": metric, "n": dict(n),
+          "raw": float(y[side].mean() - y[~side].mean()),
+          "coef": {t: float(b) for t, b in zip(names, beta)},
+          "se": {t: float(v) for t, v in zip(names, se)},
+          "residual_sd": float(np.sqrt(s2))}
+
+
+def wrong_drop_lines(rows: Sequence[Dict[str, Any]],
+                     fits: Sequence[Dict[str, Any]]) -> List[str]:
+  """The report section: per seed the wrong drops and stage 3's final
+  scores, then the fits."""
+  if not rows:
+    return []
+  lines = ["## Stage 3 against the refinement's wrong drops", "",
+           "Wrong drops: dropped weak labels that the modality does hold "
+           "(dropped - correct). Stage 3's test scores are the final-epoch "
+           "model's. A side's stage 3 can only be judged against the "
+           "other's with its drops taken into account: their number moves "
+           "from seed to seed with the drop rule's normaliser.", "",
+           "| side | seed | wrong visual | wrong audio | " + " | ".join(
+               FIT_METRICS) + " |",
+           "|---|---|---|---|" + "---|" * len(FIT_METRICS)]
+  for r in sorted(rows, key=lambda r: (r["side"], r["seed"])):
+    lines.append(f"| {r['side']} | {r['seed']} | {r['wrong_visual']} | "
+                 f"{r['wrong_audio']} | " + " | ".join(
+                     f"{r['test'][m]:.1f}" for m in FIT_METRICS) + " |")
+  if fits:
+    lines += ["", "Least squares over both sides' seeds, metric = b0 + "
+              "side·[avjax] + b_v·wrong visual + b_a·wrong audio (± one "
+              "standard error): `raw` is avjax − official without the "
+              "fit, `side` the difference left at equal wrong drops.", "",
+              "| metric | raw | side | b_v per 100 | b_a per 100 | "
+              "residual sd |", "|---|---|---|---|---|---|"]
+    for f in fits:
+      c, e = f["coef"], f["se"]
+      lines.append(
+          f"| {f['metric']} | {f['raw']:+.2f} | {c['side']:+.2f} ± "
+          f"{e['side']:.2f} | {100 * c['wrong_visual']:+.2f} ± "
+          f"{100 * e['wrong_visual']:.2f} | {100 * c['wrong_audio']:+.2f} "
+          f"± {100 * e['wrong_audio']:.2f} | {f['residual_sd']:.2f} |")
+  return lines + [""]
 
 
 def _pct(x: Optional[float]) -> str:
@@ -644,6 +743,8 @@ def markdown(summary: Dict[str, Any], info: Dict[str, Any]) -> str:
     lines += parity.test_table_lines(summary[stage], base, f"{title}, ")
   if base:
     lines += [parity.NO_EVENT_NOTE, ""]
+  wd = summary.get("wrong_drops", {})
+  lines += wrong_drop_lines(wd.get("rows", []), wd.get("fits", []))
   for stage, title in ((STAGE1, "Stage 1"), (STAGE3, "Stage 3")):
     lines += parity.validation_lines(summary[stage], f"{title} validation")
   lines += ["## Wall time per seed (s, mean ± sd)", "",

@@ -196,6 +196,73 @@ def test_report_on_fabricated_runs(tmp_path):
   assert data["summary"]["refine"]["mean"]["overlap"]["all"]["n"] == 2
 
 
+def _fit_rows(side_effect, b_v, b_a, noise=()):
+  """Rows of `wrong_drop_rows`'s form whose scores follow the fit's model
+  exactly (plus `noise` per row): 4 official and 4 avjax seeds, avjax's
+  with more wrong visual drops (so that the raw difference is confounded)."""
+  wrong = [(100, 300), (250, 280), (180, 350), (320, 260)]
+  rows = []
+  for i, side in enumerate(["official"] * 4 + ["avjax"] * 4):
+    wv, wa = wrong[i % 4]
+    wv += 40 * (side == "avjax")
+    score = (70.0 + side_effect * (side == "avjax") + b_v * wv + b_a * wa +
+             (noise[i] if noise else 0.0))
+    rows.append({"side": side, "seed": i, "wrong_visual": wv,
+                 "wrong_audio": wa,
+                 "test": {m: score for m in parity_ma.FIT_METRICS}})
+  return rows
+
+
+def test_wrong_drop_fit_recovers_the_model():
+  rows = _fit_rows(-0.8, -0.02, -0.03)
+  f = parity_ma.wrong_drop_fit(rows, "seg_type")
+  assert f["coef"]["side"] == pytest.approx(-0.8, abs=1e-6)
+  assert f["coef"]["wrong_visual"] == pytest.approx(-0.02, abs=1e-8)
+  assert f["coef"]["wrong_audio"] == pytest.approx(-0.03, abs=1e-8)
+  assert f["residual_sd"] == pytest.approx(0.0, abs=1e-6)
+  assert f["n"] == {"official": 4, "avjax": 4}
+  # raw: the plain difference of means, which the wrong drops confound
+  off = [r["test"]["seg_type"] for r in rows if r["side"] == "official"]
+  avj = [r["test"]["seg_type"] for r in rows if r["side"] == "avjax"]
+  assert f["raw"] == pytest.approx(sum(avj) / 4 - sum(off) / 4)
+  assert f["raw"] != pytest.approx(f["coef"]["side"], abs=0.01)
+
+
+def test_wrong_drop_fit_standard_errors_and_too_few_seeds():
+  noise = [0.5, -0.3, 0.2, -0.4, 0.1, 0.6, -0.5, -0.2]
+  f = parity_ma.wrong_drop_fit(_fit_rows(0.0, -0.02, 0.0, noise), "ev_v")
+  assert 0 < f["se"]["side"] < 1.5 and f["residual_sd"] > 0
+  assert abs(f["coef"]["side"]) < 3 * f["se"]["side"]
+  one_side = [r for r in _fit_rows(0.0, 0.0, 0.0) if r["side"] == "avjax"]
+  assert parity_ma.wrong_drop_fit(one_side, "seg_type") is None
+  assert parity_ma.wrong_drop_fit(_fit_rows(0.0, 0.0, 0.0)[2:6],
+                                  "seg_type") is None
+
+
+def test_wrong_drops_in_the_report(tmp_path):
+  # seed 0: official drops one correct audio label and one correct visual
+  # label; avjax drops a visual label the clip does show (tr0, C1 visual).
+  official = {("tr0_0_10", C[1], "audio"), ("tr1_0_10", C[2], "visual")}
+  avjax = {("tr0_0_10", C[1], "visual"), ("tr2_0_10", C[0], "visual")}
+  results = {"official": {s: fake_seed("official", s, 40.0 + s, official)
+                          for s in (0, 1)},
+             "avjax": {s: fake_seed("avjax", s, 41.0, avjax)
+                       for s in (0, 1)}}
+  summary = parity_ma.write_report(str(tmp_path), results, {}, WEAK, TRUTH)
+  rows = {(r["side"], r["seed"]): r for r in summary["wrong_drops"]["rows"]}
+  assert rows[("official", 0)]["wrong_visual"] == 0
+  assert rows[("official", 0)]["wrong_audio"] == 0
+  assert rows[("avjax", 1)]["wrong_visual"] == 1
+  assert rows[("avjax", 1)]["test"]["seg_a"] == 47.0  # final, not best (46)
+  assert summary["wrong_drops"]["fits"] == []  # 4 rows: too few to fit
+  md = (tmp_path / "parity_ma.md").read_text()
+  assert "## Stage 3 against the refinement's wrong drops" in md
+  assert "| avjax | 1 | 1 | 0 |" in md
+  # without the truth there is nothing to count
+  s2 = parity_ma.write_report(str(tmp_path), results, {}, WEAK, None)
+  assert s2["wrong_drops"]["rows"] == []
+
+
 def config_free_of_differences(c):
   return parity_ma.config_differences(c) == []
 
