@@ -35,6 +35,15 @@ difference in a loss, its targets, the optimizer or the schedule shows at
 the step where it first acts. --dropout=0.1 keeps the order and weights
 and leaves only the dropout draws different.
 
+--draws=own --seeds=S1,S2,...: each side its own initial weights, epoch
+orders and dropout draws (the config's rates) per seed, on the same data
+(MA stage 3: the same --need_to_change drops on both sides), in
+WORKDIR/seed_S/; WORKDIR/parity_steps.md compares the final models' test
+scores (mean ± sd, avjax − official with its standard error). This
+separates the trainer from the rest of a pipeline: MA's stage 3 on one
+drop set measures the stage-3 trainers alone, without the refinement's
+seed-to-seed spread.
+
 Configs: an AVVP config (`configs/avvp_han.py`: official AVVP-ECCV20) or the
 MA pipeline (`configs/avvp_ma.py`: official MA, --stage=1 its step 1,
 --stage=3 its step 3 trained on --need_to_change, official step 2's
@@ -250,34 +259,64 @@ def plot(res: Dict[str, Any], path: str) -> bool:
   return True
 
 
+def _start(config, workdir: str, stage: int, need_to_change: Optional[str],
+           official_dir: Optional[str], python: Optional[str]):
+  """(run context, train filenames, need_to_change lists or None) after
+  checking the arguments, exporting and converting the data."""
+  check_args(config, stage, need_to_change)
+  ctx = parity.start(config, workdir, parity.SIDES, official_dir, python,
+                     False, parity_ma.check_official_dir if is_ma(config)
+                     else parity.check_official_dir)
+  filenames, weak, _ = parity_ma.read_train_labels(
+      os.path.join(ctx["export_dir"], "data"))
+  ctx["weak"] = weak
+  need = None
+  if stage == 3:
+    drops = parity_ma.drops_from_need_to_change(
+        parity_ma.read_need_to_change(need_to_change), filenames)
+    need = parity_ma.need_to_change_from_drops(drops, filenames)
+    ctx["drops"] = drops
+  return ctx, filenames, need
+
+
+def _write_refined(ctx, cfg, need, filenames) -> None:
+  """Stage 3: avjax's training split with the drops applied (once)."""
+  from avjax.data import tfrecord  # pylint: disable=g-import-not-at-top
+  from avjax.projects.ma import refine  # pylint: disable=g-import-not-at-top
+  if need is None or os.path.isdir(cfg.data.data_dir):
+    return
+  classes = list(tfrecord.read_info(ctx["avjax_data"])["classes"])
+  refine.write_refined_dataset(
+      ctx["avjax_data"], cfg.data.data_dir, "train",
+      apply_drops(ctx["drops"], filenames, ctx["weak"], classes))
+
+
+def _official_dir(ctx, run: str, need) -> str:
+  """A fresh official run folder (MA: `data` linked and the drops' pkl);
+  returns the folder the official code runs in."""
+  if is_ma(ctx["config"]):  # as the MA harness's
+    cwd = parity_ma._run_dir(ctx, run)  # pylint: disable=protected-access
+    if need is not None:
+      with open(os.path.join(run, NEED_PKL), "wb") as f:
+        pickle.dump(need, f)
+    return cwd
+  parity.fresh_dir(run)
+  return ctx["export_dir"]
+
+
 def run(config, workdir: str, seed: int = 0, stage: int = 1,
         dropout: float = 0.0, need_to_change: Optional[str] = None,
         official_dir: Optional[str] = None, python: Optional[str] = None
         ) -> Dict[str, Any]:
   """The whole check (see the module doc); returns the result."""
   from avjax import import_official  # pylint: disable=g-import-not-at-top
-  from avjax.data import tfrecord  # pylint: disable=g-import-not-at-top
-  from avjax.projects.ma import refine  # pylint: disable=g-import-not-at-top
   from avjax.trainers import registry as trainers  # pylint: disable=g-import-not-at-top
-  check_args(config, stage, need_to_change)
   ma = is_ma(config)
-  ctx = parity.start(config, workdir, parity.SIDES, official_dir, python,
-                     False, parity_ma.check_official_dir if ma else
-                     parity.check_official_dir)
+  ctx, filenames, need = _start(config, workdir, stage, need_to_change,
+                                official_dir, python)
   root = ctx["workdir"]
-  filenames, weak, _ = parity_ma.read_train_labels(
-      os.path.join(ctx["export_dir"], "data"))
-  refine_dir, need = os.path.join(root, "refine"), None
-  cfg = avjax_config(ctx, seed, stage, dropout, refine_dir)
-  if stage == 3:
-    drops = parity_ma.drops_from_need_to_change(
-        parity_ma.read_need_to_change(need_to_change), filenames)
-    need = parity_ma.need_to_change_from_drops(drops, filenames)
-    if not os.path.isdir(cfg.data.data_dir):
-      classes = list(tfrecord.read_info(ctx["avjax_data"])["classes"])
-      refine.write_refined_dataset(
-          ctx["avjax_data"], cfg.data.data_dir, "train",
-          apply_drops(drops, filenames, weak, classes))
+  cfg = avjax_config(ctx, seed, stage, dropout, os.path.join(root, "refine"))
+  _write_refined(ctx, cfg, need, filenames)
   order_path = os.path.join(root, "order.json")
   if os.path.exists(order_path):  # a resumed check: the order is pinned
     with open(order_path) as f:
@@ -292,13 +331,7 @@ def run(config, workdir: str, seed: int = 0, stage: int = 1,
   losses_path = os.path.join(run_o, "step_losses.json")
   if not os.path.exists(losses_path):
     cwd = ctx["export_dir"]
-    if ma:  # a run folder with `data` linked, as the MA harness's
-      cwd = parity_ma._run_dir(ctx, run_o)  # pylint: disable=protected-access
-      if need is not None:
-        with open(os.path.join(run_o, NEED_PKL), "wb") as f:
-          pickle.dump(need, f)
-    else:
-      parity.fresh_dir(run_o)
+    cwd = _official_dir(ctx, run_o, need)
     parity.launch(official_cmd(ctx, run_o, seed, stage, order_path, dropout),
                   cwd, run_o, f"official {what}", ctx["protocol"]["epochs"],
                   parity_ma.PRINTED if ma else parity.PRINTED)
@@ -330,6 +363,109 @@ def run(config, workdir: str, seed: int = 0, stage: int = 1,
   return res
 
 
+def run_own_draws(config, workdir: str, seeds: Sequence[int], stage: int = 1,
+                  need_to_change: Optional[str] = None,
+                  official_dir: Optional[str] = None,
+                  python: Optional[str] = None) -> Dict[str, Any]:
+  """--draws=own: per seed both sides train the same data (MA stage 3: the
+  same drops) each with its own initial weights, epoch orders and dropout
+  draws at the config's rates (official: torch.manual_seed(S); avjax:
+  config.seed=S), in WORKDIR/seed_S/{official,avjax}; the final models'
+  test scores per seed, mean ± sd and avjax − official with its standard
+  error (`parity.summarize`'s table). Resumable per seed and side."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from avjax.trainers import registry as trainers  # pylint: disable=g-import-not-at-top
+  ctx, filenames, need = _start(config, workdir, stage, need_to_change,
+                                official_dir, python)
+  root = ctx["workdir"]
+  ma = is_ma(config)
+  what = (f"MA stage {stage}" if ma else "HAN")
+  results = {s: {} for s in parity.SIDES}
+  for seed in seeds:
+    run_o = os.path.join(root, f"seed_{seed}", OFFICIAL_RUN)
+    done = os.path.join(run_o, "test_final.json")
+    if not os.path.exists(done):
+      cwd = _official_dir(ctx, run_o, need)
+      cmd = (parity_ma.runner_command(ctx, stage, run_o, seed,
+                                      ["--phases=train,test_final"]) if ma
+             else parity.official_command(ctx["python"], ctx["official_dir"],
+                                          run_o, ctx["protocol"], seed,
+                                          phases=("train", "test_final")))
+      parity.launch(cmd, cwd, run_o, f"official {what}, seed {seed}",
+                    ctx["protocol"]["epochs"],
+                    parity_ma.PRINTED if ma else parity.PRINTED)
+      parity.write_json(done, official_curves(run_o))
+    with open(done) as f:
+      results["official"][seed] = json.load(f)
+    run_a = os.path.join(root, f"seed_{seed}", AVJAX_RUN)
+    base = avjax_config(ctx, seed, stage, 0.0, os.path.join(root, "refine"))
+    cfg = ml_collections.ConfigDict(base.to_dict())
+    cfg.data.order = config.data.order
+    cfg.model.dropout = config.model.dropout
+    cfg.log_every_steps = config.log_every_steps
+    _write_refined(ctx, cfg, need, filenames)
+    trainer = trainers.get(cfg.trainer)
+    if not os.path.exists(os.path.join(run_a, "eval_latest.json")):
+      trainer.train_and_evaluate(cfg, run_a)
+      trainer.evaluate_checkpoint(cfg, run_a, "latest")
+    got = parity.collect_avjax(run_a, cfg, seed, {})
+    results["avjax"][seed] = {"val": got["val"],
+                              "test_final": got["test_final"]}
+    parity.log("seed %d: test seg Type@AV official %.2f, avjax %.2f", seed,
+               results["official"][seed]["test_final"]["seg_type"],
+               got["test_final"]["seg_type"])
+  res = {"what": what, "draws": "own", "seeds": list(seeds), "stage": stage,
+         "data": parity.data_text(ctx), "dropout": config.model.dropout,
+         "need_to_change": need_to_change,
+         "table": own_table(results), "runs": {
+             s: {str(k): v for k, v in r.items()} for s, r in
+             results.items()}}
+  parity.write_json(os.path.join(root, f"{REPORT}.json"), res)
+  with open(os.path.join(root, f"{REPORT}.md"), "w") as f:
+    f.write(own_markdown(res))
+  parity.log("wrote %s", os.path.join(root, f"{REPORT}.md"))
+  return res
+
+
+def own_table(results: Dict[str, Dict[int, Dict[str, Any]]]
+              ) -> Dict[str, Any]:
+  """{side: {seed: {"test_final": scores}}} -> per metric both sides'
+  mean ± sd, avjax − official and its standard error."""
+  out = {}
+  for k in parity.KEYS:
+    row = {s: parity.mean_sd([r["test_final"][k] for r in results[s].values()
+                              if r.get("test_final")]) for s in parity.SIDES}
+    o, a = row["official"], row["avjax"]
+    row["diff"] = (None if None in (o["mean"], a["mean"]) else
+                   a["mean"] - o["mean"])
+    row["se"] = (None if None in (o["sd"], a["sd"]) else
+                 (o["sd"] ** 2 / o["n"] + a["sd"] ** 2 / a["n"]) ** 0.5)
+    out[k] = row
+  return out
+
+
+def own_markdown(res: Dict[str, Any]) -> str:
+  drops = (f"; drops: {res['need_to_change']}" if res.get("need_to_change")
+           else "")
+  lines = [f"# Own draws: {res['what']}", "",
+           f"Data: {res['data']}{drops}. Each side its own initial weights, "
+           f"epoch orders and dropout draws (dropout {res['dropout']}), "
+           f"seeds {res['seeds']}; final models on test.", "",
+           "| test, final model | official | avjax | avjax − official |",
+           "|---|---|---|---|"]
+  for k, row in res["table"].items():
+    lines.append(f"| {k} | {parity.cell(row['official'])} | "
+                 f"{parity.cell(row['avjax'])} | {parity._diff(row)} |")  # pylint: disable=protected-access
+  lines += ["", "| seed | side | " + " | ".join(parity.KEYS) + " |",
+            "|---|---" + "|---" * len(parity.KEYS) + "|"]
+  for seed in res["seeds"]:
+    for side in parity.SIDES:
+      t = res["runs"][side].get(str(seed), {}).get("test_final") or {}
+      lines.append(f"| {seed} | {side} | " + " | ".join(
+          f"{t[k]:.1f}" if k in t else "-" for k in parity.KEYS) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def define_flags():
   """The command's flags (defined when run, not on import)."""
   config_flags.DEFINE_config_file(
@@ -354,6 +490,12 @@ def define_flags():
   flags.DEFINE_string("need_to_change", None, "MA --stage=3: the official "
                       "step 2's need_to_change.pkl or the MA harness's "
                       "need_to_change.json.")
+  flags.DEFINE_enum("draws", "same", ["same", "own"], "same: the official "
+                    "initial weights and avjax's order on both sides, every "
+                    "dropout rate --dropout (step by step). own: each side "
+                    "its own weights, orders and dropout draws at the "
+                    "config's rates, over --seeds (test scores compared).")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "--draws=own: the seeds.")
 
 
 def main(argv):
@@ -362,8 +504,16 @@ def main(argv):
   from avjax.utils import runtime  # pylint: disable=g-import-not-at-top
   runtime.initialize()
   f = flags.FLAGS
-  run(f.config, f.workdir, f.seed, f.stage, f.dropout, f.need_to_change,
-      f.official_dir, f.python)
+  if f.draws == "own":
+    if f.dropout:
+      raise app.UsageError("--dropout sets both sides' rate with "
+                           "--draws=same; with --draws=own each side keeps "
+                           "the config's (--config.model.dropout)")
+    run_own_draws(f.config, f.workdir, [int(x) for x in f.seeds], f.stage,
+                  f.need_to_change, f.official_dir, f.python)
+  else:
+    run(f.config, f.workdir, f.seed, f.stage, f.dropout, f.need_to_change,
+        f.official_dir, f.python)
   return 0
 
 

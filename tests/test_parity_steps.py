@@ -119,3 +119,59 @@ def test_official_han_same_weights_one_epoch(tmp_path):
   assert abs(res["official"]["test_final"]["seg_type"] -
              res["avjax"]["test_final"]["seg_type"]) < 1.0
   assert os.path.exists(os.path.join(work, "parity_steps.md"))
+
+
+def test_own_draws_table_and_report():
+  def scores(x):
+    return {k: x + i for i, k in enumerate(parity.KEYS)}
+  results = {"official": {1: {"test_final": scores(50.0)},
+                          2: {"test_final": scores(52.0)}},
+             "avjax": {1: {"test_final": scores(49.0)},
+                       2: {"test_final": scores(50.0)}}}
+  table = parity_steps.own_table(results)
+  row = table["seg_a"]
+  assert row["official"]["mean"] == 51.0 and row["avjax"]["mean"] == 49.5
+  assert row["diff"] == pytest.approx(-1.5)
+  # Welch: sqrt(sd_o^2/2 + sd_a^2/2), sd_o = sqrt(2), sd_a = sqrt(0.5)
+  assert row["se"] == pytest.approx((2 / 2 + 0.5 / 2) ** 0.5)
+  res = {"what": "MA stage 3", "seeds": [1, 2], "dropout": 0.1,
+         "data": "synthetic", "need_to_change": "need.json", "table": table,
+         "runs": {s: {str(k): v for k, v in r.items()}
+                  for s, r in results.items()}}
+  md = parity_steps.own_markdown(res)
+  assert "Own draws: MA stage 3" in md and "drops: need.json" in md
+  assert "| seg_a | 51.0 ± 1.4 | 49.5 ± 0.7 | -1.5 (-1.3 se) |" in md
+  assert "| 2 | avjax | 50.0 | 51.0 |" in md
+  # one seed: no spread, no standard error
+  one = {s: {1: r[1]} for s, r in results.items()}
+  assert parity_steps.own_table(one)["seg_a"]["se"] is None
+
+
+@pytest.mark.slow
+def test_official_han_own_draws(tmp_path):
+  official, python = han_tests.official_or_skip()
+  c = han_tests.tiny_config()
+  c.data.synthetic.num_train = 32
+  c.batch_size = 8
+  c.data.cache_dir = str(tmp_path / "cache")
+  work = str(tmp_path / "work")
+  res = parity_steps.run_own_draws(c, work, [0, 1], official_dir=official,
+                                   python=python)
+  for side in parity.SIDES:
+    assert set(res["runs"][side]) == {"0", "1"}
+    assert res["table"]["seg_type"][side]["n"] == 2
+  # own draws: the official side ran without the same-weights mode
+  assert not os.path.exists(os.path.join(work, "seed_0", "official",
+                                         "init.npz"))
+  # avjax: its own draws (the config's order and dropout, seed S)
+  for seed in (0, 1):
+    with open(os.path.join(work, f"seed_{seed}", "avjax", "config.json")) as f:
+      got = json.load(f)
+    assert got["seed"] == seed and got["model"]["init_from"] == ""
+    assert got["data"]["order"] == c.data.order != "fixed"
+    assert got["model"]["dropout"] == c.model.dropout > 0
+  assert os.path.exists(os.path.join(work, "parity_steps.md"))
+  # resumed: nothing reruns, same table
+  again = parity_steps.run_own_draws(c, work, [0, 1], official_dir=official,
+                                     python=python)
+  assert again["table"] == res["table"]
