@@ -155,13 +155,18 @@ def fake_seed(side, seed, base, drops):
                                                   "visual": [1.0, 0.0]}}}
 
 
+def fake_results(official, avjax):
+  """Two seeds per side: official scores 40 + seed, avjax 41, with these
+  drops."""
+  return {"official": {s: fake_seed("official", s, 40.0 + s, official)
+                       for s in (0, 1)},
+          "avjax": {s: fake_seed("avjax", s, 41.0, avjax) for s in (0, 1)}}
+
+
 def test_report_on_fabricated_runs(tmp_path):
   official = {("tr0_0_10", C[1], "audio"), ("tr1_0_10", C[2], "visual")}
   avjax = {("tr1_0_10", C[2], "visual"), ("tr2_0_10", C[0], "visual")}
-  results = {"official": {s: fake_seed("official", s, 40.0 + s, official)
-                          for s in (0, 1)},
-             "avjax": {s: fake_seed("avjax", s, 41.0, avjax)
-                       for s in (0, 1)}}
+  results = fake_results(official, avjax)
   c = avvp_ma.get_config()
   info = {"protocol": parity.protocol(c), "data": "fake",
           "config_differences": parity_ma.config_differences(c),
@@ -244,10 +249,7 @@ def test_wrong_drops_in_the_report(tmp_path):
   # label; avjax drops a visual label the clip does show (tr0, C1 visual).
   official = {("tr0_0_10", C[1], "audio"), ("tr1_0_10", C[2], "visual")}
   avjax = {("tr0_0_10", C[1], "visual"), ("tr2_0_10", C[0], "visual")}
-  results = {"official": {s: fake_seed("official", s, 40.0 + s, official)
-                          for s in (0, 1)},
-             "avjax": {s: fake_seed("avjax", s, 41.0, avjax)
-                       for s in (0, 1)}}
+  results = fake_results(official, avjax)
   summary = parity_ma.write_report(str(tmp_path), results, {}, WEAK, TRUTH)
   rows = {(r["side"], r["seed"]): r for r in summary["wrong_drops"]["rows"]}
   assert rows[("official", 0)]["wrong_visual"] == 0
