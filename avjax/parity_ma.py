@@ -576,27 +576,37 @@ def wrong_drop_fit(rows: Sequence[Dict[str, Any]], metric: str
   side * [avjax] + sum_t b_t * t for t in FIT_TERMS. `side` is the
   difference left once the wrong drops are accounted for; the raw
   difference of means is `raw`. Coefficients with standard errors (the
-  usual OLS ones); None with too few seeds (each side at least 2, and more
-  rows than coefficients + 1)."""
+  usual OLS ones, on n - rank degrees of freedom); a term with no spread
+  over the rows is left out (its coefficient None). None with too few seeds
+  (each side at least 2, and more rows than coefficients + 1) or when the
+  side cannot be told from the drops."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   n = {s: sum(r["side"] == s for r in rows) for s in parity.SIDES}
   k = 2 + len(FIT_TERMS)
   if min(n.values()) < 2 or len(rows) <= k + 1:
     return None
-  x = np.array([[1.0, r["side"] == "avjax"] + [r[t] for t in FIT_TERMS]
+  # a term with no spread (e.g. no audio drops with ma.modalities=visual)
+  # is left out: it is the intercept's.
+  terms = tuple(t for t in FIT_TERMS if len({r[t] for r in rows}) > 1)
+  x = np.array([[1.0, r["side"] == "avjax"] + [r[t] for t in terms]
                 for r in rows], float)
   y = np.array([r["test"][metric] for r in rows], float)
+  rank = int(np.linalg.matrix_rank(x))
+  if rank < x.shape[1]:
+    return None  # side confounded with the drops: nothing to separate
   beta, *_ = np.linalg.lstsq(x, y, rcond=None)
   resid = y - x @ beta
-  s2 = float(resid @ resid) / (len(y) - k)
-  se = np.sqrt(np.diag(s2 * np.linalg.pinv(x.T @ x)))
+  s2 = float(resid @ resid) / (len(y) - rank)
+  se = np.sqrt(np.diag(s2 * np.linalg.inv(x.T @ x)))
   side = x[:, 1] == 1
-  names = ("intercept", "side") + FIT_TERMS
-  return {"metric": metric, "n": dict(n),
+  names = ("intercept", "side") + terms
+  coef = {t: None for t in FIT_TERMS}
+  err = dict(coef)
+  coef.update({t: float(b) for t, b in zip(names, beta)})
+  err.update({t: float(v) for t, v in zip(names, se)})
+  return {"metric": metric, "n": dict(n), "terms": list(terms),
           "raw": float(y[side].mean() - y[~side].mean()),
-          "coef": {t: float(b) for t, b in zip(names, beta)},
-          "se": {t: float(v) for t, v in zip(names, se)},
-          "residual_sd": float(np.sqrt(s2))}
+          "coef": coef, "se": err, "residual_sd": float(np.sqrt(s2))}
 
 
 def wrong_drop_lines(rows: Sequence[Dict[str, Any]],
@@ -627,11 +637,12 @@ def wrong_drop_lines(rows: Sequence[Dict[str, Any]],
               "residual sd |", "|---|---|---|---|---|---|"]
     for f in fits:
       c, e = f["coef"], f["se"]
+      per100 = [("-" if c[t] is None else
+                 f"{100 * c[t]:+.2f} ± {100 * e[t]:.2f}") for t in FIT_TERMS]
       lines.append(
           f"| {f['metric']} | {f['raw']:+.2f} | {c['side']:+.2f} ± "
-          f"{e['side']:.2f} | {100 * c['wrong_visual']:+.2f} ± "
-          f"{100 * e['wrong_visual']:.2f} | {100 * c['wrong_audio']:+.2f} "
-          f"± {100 * e['wrong_audio']:.2f} | {f['residual_sd']:.2f} |")
+          f"{e['side']:.2f} | " + " | ".join(per100) +
+          f" | {f['residual_sd']:.2f} |")
   return lines + [""]
 
 

@@ -36,7 +36,9 @@ the step where it first acts. --dropout=0.1 keeps the order and weights
 and leaves only the dropout draws different.
 
 --draws=own --seeds=S1,S2,...: each side its own initial weights, epoch
-orders and dropout draws (the config's rates) per seed, on the same data
+orders and dropout draws per seed (the official code at its own rates,
+avjax at the config's: the official ones unless overridden; a config that
+differs from the official setup is warned about), on the same data
 (MA stage 3: the same --need_to_change drops on both sides), in
 WORKDIR/seed_S/; WORKDIR/parity_steps.md compares the final models' test
 scores (mean ± sd, avjax − official with its standard error). This
@@ -330,7 +332,6 @@ def run(config, workdir: str, seed: int = 0, stage: int = 1,
   run_o = os.path.join(root, OFFICIAL_RUN)
   losses_path = os.path.join(run_o, "step_losses.json")
   if not os.path.exists(losses_path):
-    cwd = ctx["export_dir"]
     cwd = _official_dir(ctx, run_o, need)
     parity.launch(official_cmd(ctx, run_o, seed, stage, order_path, dropout),
                   cwd, run_o, f"official {what}", ctx["protocol"]["epochs"],
@@ -380,6 +381,12 @@ def run_own_draws(config, workdir: str, seeds: Sequence[int], stage: int = 1,
   root = ctx["workdir"]
   ma = is_ma(config)
   what = (f"MA stage {stage}" if ma else "HAN")
+  pin_own_draws(root, stage, ctx.get("drops"))
+  diffs = (parity_ma.config_differences(config) if ma else
+           parity.config_differences(config))
+  for d in diffs:
+    parity.log("warning: %s (avjax only: the official side runs its own "
+               "code as written)", d)
   results = {s: {} for s in parity.SIDES}
   for seed in seeds:
     run_o = os.path.join(root, f"seed_{seed}", OFFICIAL_RUN)
@@ -394,12 +401,17 @@ def run_own_draws(config, workdir: str, seeds: Sequence[int], stage: int = 1,
       parity.launch(cmd, cwd, run_o, f"official {what}, seed {seed}",
                     ctx["protocol"]["epochs"],
                     parity_ma.PRINTED if ma else parity.PRINTED)
-      parity.write_json(done, official_curves(run_o))
+      curves = official_curves(run_o)
+      if curves["test_final"] is None:
+        raise parity.SetupError(f"{run_o}: the official run printed no "
+                                "final test scores (see official.log)")
+      parity.write_json(done, curves)
     with open(done) as f:
       results["official"][seed] = json.load(f)
     run_a = os.path.join(root, f"seed_{seed}", AVJAX_RUN)
     base = avjax_config(ctx, seed, stage, 0.0, os.path.join(root, "refine"))
     cfg = ml_collections.ConfigDict(base.to_dict())
+    # the config's own draws, not avjax_config's same-draws settings
     cfg.data.order = config.data.order
     cfg.model.dropout = config.model.dropout
     cfg.log_every_steps = config.log_every_steps
@@ -427,6 +439,25 @@ def run_own_draws(config, workdir: str, seeds: Sequence[int], stage: int = 1,
   return res
 
 
+def pin_own_draws(root: str, stage: int, drops) -> None:
+  """Pins what an own-draws workdir holds (stage and drop set: its runs are
+  resumed, so another stage or drop set needs another workdir)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  key = {"draws": "own", "stage": stage, "drops": None if drops is None else
+         hashlib.sha1(json.dumps(sorted(map(list, drops))).encode()
+                      ).hexdigest()}
+  path = os.path.join(root, "own_draws.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      had = json.load(f)
+    if had != key:
+      raise parity.SetupError(
+          f"{root} holds own-draws runs of {had}, not {key} (another stage "
+          "or drop set): use another --workdir")
+  else:
+    parity.write_json(path, key)
+
+
 def own_table(results: Dict[str, Dict[int, Dict[str, Any]]]
               ) -> Dict[str, Any]:
   """{side: {seed: {"test_final": scores}}} -> per metric both sides'
@@ -449,7 +480,8 @@ def own_markdown(res: Dict[str, Any]) -> str:
            else "")
   lines = [f"# Own draws: {res['what']}", "",
            f"Data: {res['data']}{drops}. Each side its own initial weights, "
-           f"epoch orders and dropout draws (dropout {res['dropout']}), "
+           f"epoch orders and dropout draws (avjax dropout {res['dropout']}; "
+           "the official code at its own rates), "
            f"seeds {res['seeds']}; final models on test.", "",
            "| test, final model | official | avjax | avjax − official |",
            "|---|---|---|---|"]
@@ -493,8 +525,10 @@ def define_flags():
   flags.DEFINE_enum("draws", "same", ["same", "own"], "same: the official "
                     "initial weights and avjax's order on both sides, every "
                     "dropout rate --dropout (step by step). own: each side "
-                    "its own weights, orders and dropout draws at the "
-                    "config's rates, over --seeds (test scores compared).")
+                    "its own weights, orders and dropout draws (official: "
+                    "its own rates; avjax: the config's), over --seeds "
+                    "(test scores compared; one stage and drop set per "
+                    "--workdir).")
   flags.DEFINE_list("seeds", ["0", "1", "2"], "--draws=own: the seeds.")
 
 
@@ -507,8 +541,9 @@ def main(argv):
   if f.draws == "own":
     if f.dropout:
       raise app.UsageError("--dropout sets both sides' rate with "
-                           "--draws=same; with --draws=own each side keeps "
-                           "the config's (--config.model.dropout)")
+                           "--draws=same; with --draws=own the official "
+                           "code keeps its own rates and avjax the config's "
+                           "(--config.model.dropout)")
     run_own_draws(f.config, f.workdir, [int(x) for x in f.seeds], f.stage,
                   f.need_to_change, f.official_dir, f.python)
   else:

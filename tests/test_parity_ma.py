@@ -236,12 +236,31 @@ def test_wrong_drop_fit_recovers_the_model():
 def test_wrong_drop_fit_standard_errors_and_too_few_seeds():
   noise = [0.5, -0.3, 0.2, -0.4, 0.1, 0.6, -0.5, -0.2]
   f = parity_ma.wrong_drop_fit(_fit_rows(0.0, -0.02, 0.0, noise), "ev_v")
-  assert 0 < f["se"]["side"] < 1.5 and f["residual_sd"] > 0
-  assert abs(f["coef"]["side"]) < 3 * f["se"]["side"]
+  # OLS on 8 - 4 degrees of freedom (numpy's solve with s^2 = RSS / 4 and
+  # (X'X)^-1 gives these)
+  assert f["se"]["side"] == pytest.approx(0.343127, rel=1e-4)
+  assert f["coef"]["side"] == pytest.approx(0.127434, rel=1e-4)
+  assert f["residual_sd"] > 0
   one_side = [r for r in _fit_rows(0.0, 0.0, 0.0) if r["side"] == "avjax"]
   assert parity_ma.wrong_drop_fit(one_side, "seg_type") is None
   assert parity_ma.wrong_drop_fit(_fit_rows(0.0, 0.0, 0.0)[2:6],
                                   "seg_type") is None
+
+
+def test_wrong_drop_fit_leaves_out_a_term_without_spread():
+  rows = _fit_rows(-0.5, -0.02, 0.0)
+  for r in rows:  # ma.modalities=visual: no audio drops at all
+    r["wrong_audio"] = 0
+  f = parity_ma.wrong_drop_fit(rows, "seg_type")
+  assert f["terms"] == ["wrong_visual"]
+  assert f["coef"]["wrong_audio"] is None and f["se"]["wrong_audio"] is None
+  assert f["coef"]["side"] == pytest.approx(-0.5, abs=1e-6)
+  lines = parity_ma.wrong_drop_lines(rows, [f])
+  assert any(l.startswith("| seg_type | ") and "| - |" in l for l in lines)
+  # the side fully confounded with the wrong drops: no fit
+  for r in rows:
+    r["wrong_visual"] = 100 if r["side"] == "avjax" else 50
+  assert parity_ma.wrong_drop_fit(rows, "seg_type") is None
 
 
 def test_wrong_drops_in_the_report(tmp_path):

@@ -148,7 +148,7 @@ def test_own_draws_table_and_report():
 
 
 @pytest.mark.slow
-def test_official_han_own_draws(tmp_path):
+def test_official_han_own_draws(tmp_path, monkeypatch):
   official, python = han_tests.official_or_skip()
   c = han_tests.tiny_config()
   c.data.synthetic.num_train = 32
@@ -171,7 +171,25 @@ def test_official_han_own_draws(tmp_path):
     assert got["data"]["order"] == c.data.order != "fixed"
     assert got["model"]["dropout"] == c.model.dropout > 0
   assert os.path.exists(os.path.join(work, "parity_steps.md"))
-  # resumed: nothing reruns, same table
+  # resumed: nothing reruns (either side's training would raise), same table
+  def no_rerun(*a, **k):
+    raise AssertionError("a finished run was run again")
+  monkeypatch.setattr(parity, "launch", no_rerun)
+  from avjax.trainers import registry as trainers
+  monkeypatch.setattr(trainers.get(c.trainer), "train_and_evaluate",
+                      no_rerun)
   again = parity_steps.run_own_draws(c, work, [0, 1], official_dir=official,
                                      python=python)
   assert again["table"] == res["table"]
+
+
+def test_own_draws_workdir_holds_one_stage_and_drop_set(tmp_path):
+  root = str(tmp_path)
+  drops = {("tr0_0_10", "Speech", "audio")}
+  parity_steps.pin_own_draws(root, 3, drops)
+  parity_steps.pin_own_draws(root, 3, set(drops))  # the same: resumable
+  with pytest.raises(parity.SetupError, match="another stage or drop set"):
+    parity_steps.pin_own_draws(root, 3, drops | {("tr1_0_10", "Dog",
+                                                  "visual")})
+  with pytest.raises(parity.SetupError, match="use another --workdir"):
+    parity_steps.pin_own_draws(root, 1, None)
