@@ -579,6 +579,20 @@ def mean_sd(values: Sequence[Optional[float]]) -> Dict[str, Any]:
           "values": vals}
 
 
+def compare_row(official: Sequence[Optional[float]],
+                avjax: Sequence[Optional[float]]) -> Dict[str, Any]:
+  """One metric over seeds: both sides' `mean_sd`, avjax − official
+  (`diff`) and its standard error (`se`, Welch's; None without two values a
+  side)."""
+  row = {"official": mean_sd(official), "avjax": mean_sd(avjax)}
+  o, a = row["official"], row["avjax"]
+  row["diff"] = (None if o["mean"] is None or a["mean"] is None else
+                 a["mean"] - o["mean"])
+  row["se"] = (None if None in (o["sd"], a["sd"]) else math.sqrt(
+      o["sd"] ** 2 / o["n"] + a["sd"] ** 2 / a["n"]))
+  return row
+
+
 def summarize(results: Dict[str, Dict[int, Dict[str, Any]]]
               ) -> Dict[str, Any]:
   """Tables of the runs: {side: {seed: run result}} -> parity summary."""
@@ -586,14 +600,8 @@ def summarize(results: Dict[str, Dict[int, Dict[str, Any]]]
   for which in WHICH:
     table = {}
     for k in KEYS:
-      row = {s: mean_sd([r[f"test_{which}"][k] for r in results.get(
-          s, {}).values()]) for s in SIDES}
-      o, a = row["official"], row["avjax"]
-      row["diff"] = (None if o["mean"] is None or a["mean"] is None else
-                     a["mean"] - o["mean"])
-      row["se"] = (None if None in (o["sd"], a["sd"]) else math.sqrt(
-          o["sd"] ** 2 / o["n"] + a["sd"] ** 2 / a["n"]))
-      table[k] = row
+      table[k] = compare_row(*[[r[f"test_{which}"][k] for r in results.get(
+          s, {}).values()] for s in SIDES])
     out[which] = table
   out["val"] = {s: {
       "best_val_seg_type": mean_sd([r["best_val_seg_type"] for r in results.get(

@@ -129,8 +129,10 @@ def apply_drops(drops, filenames: Sequence[str], weak, classes):
 
 
 def avjax_config(ctx: Dict[str, Any], seed: int, stage: int,
-                 dropout: float, refine_dir: Optional[str] = None):
-  """The trained config of avjax's side (one avvp_weak run)."""
+                 dropout: Optional[float], refine_dir: Optional[str] = None):
+  """The trained config of avjax's side (one avvp_weak run). `dropout`:
+  the same-draws rate (fixed order, that dropout, a log line every step);
+  None: the config's own draws (its order, dropout and logging)."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   c = parity.avjax_config(ctx["config"], seed, ctx["avjax_data"])
   if is_ma(c):
@@ -140,23 +142,25 @@ def avjax_config(ctx: Dict[str, Any], seed: int, stage: int,
     if stage == 3:
       ma_pipeline.refined_data(c, refine_dir)
   c = ml_collections.ConfigDict(c.to_dict())
-  c.data.order = "fixed"
-  c.model.dropout = float(dropout)
-  c.log_every_steps = 1
+  if dropout is not None:
+    c.data.order = "fixed"
+    c.model.dropout = float(dropout)
+    c.log_every_steps = 1
   return c
 
 
-def official_cmd(ctx, run: str, seed: int, stage: int, order: str,
-                 dropout: float) -> List[str]:
-  extra = [f"--order={order}", f"--dropout={dropout!r}"]
+def official_cmd(ctx, run: str, seed: int, stage: int,
+                 extra: Sequence[str] = ()) -> List[str]:
+  """The official train + final-test command; `extra`: the runner's
+  same-draws flags (--order/--dropout), none for its own draws."""
   if is_ma(ctx["config"]):
     return parity_ma.runner_command(
-        ctx, stage, run, seed, ["--phases=train,test_final"] + extra)
+        ctx, stage, run, seed, ["--phases=train,test_final", *extra])
   cmd = parity.official_command(ctx["python"], ctx["official_dir"], run,
                                 ctx["protocol"], seed,
                                 phases=("train", "test_final"))
   i = cmd.index("--")
-  return cmd[:i] + extra + cmd[i:]
+  return cmd[:i] + list(extra) + cmd[i:]
 
 
 def official_curves(run: str, val_suffix: str = "val_pd.csv"
@@ -333,7 +337,8 @@ def run(config, workdir: str, seed: int = 0, stage: int = 1,
   losses_path = os.path.join(run_o, "step_losses.json")
   if not os.path.exists(losses_path):
     cwd = _official_dir(ctx, run_o, need)
-    parity.launch(official_cmd(ctx, run_o, seed, stage, order_path, dropout),
+    parity.launch(official_cmd(ctx, run_o, seed, stage, [
+        f"--order={order_path}", f"--dropout={dropout!r}"]),
                   cwd, run_o, f"official {what}", ctx["protocol"]["epochs"],
                   parity_ma.PRINTED if ma else parity.PRINTED)
   with open(losses_path) as f:
@@ -370,11 +375,10 @@ def run_own_draws(config, workdir: str, seeds: Sequence[int], stage: int = 1,
                   python: Optional[str] = None) -> Dict[str, Any]:
   """--draws=own: per seed both sides train the same data (MA stage 3: the
   same drops) each with its own initial weights, epoch orders and dropout
-  draws at the config's rates (official: torch.manual_seed(S); avjax:
-  config.seed=S), in WORKDIR/seed_S/{official,avjax}; the final models'
-  test scores per seed, mean ± sd and avjax − official with its standard
-  error (`parity.summarize`'s table). Resumable per seed and side."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
+  draws (official: torch.manual_seed(S), its own rates; avjax:
+  config.seed=S, the config's), in WORKDIR/seed_S/{official,avjax}; the
+  final models' test scores per seed and `own_table`. Resumable per seed
+  and side; one stage and drop set per workdir (`pin_own_draws`)."""
   from avjax.trainers import registry as trainers  # pylint: disable=g-import-not-at-top
   ctx, filenames, need = _start(config, workdir, stage, need_to_change,
                                 official_dir, python)
@@ -393,12 +397,7 @@ def run_own_draws(config, workdir: str, seeds: Sequence[int], stage: int = 1,
     done = os.path.join(run_o, "test_final.json")
     if not os.path.exists(done):
       cwd = _official_dir(ctx, run_o, need)
-      cmd = (parity_ma.runner_command(ctx, stage, run_o, seed,
-                                      ["--phases=train,test_final"]) if ma
-             else parity.official_command(ctx["python"], ctx["official_dir"],
-                                          run_o, ctx["protocol"], seed,
-                                          phases=("train", "test_final")))
-      parity.launch(cmd, cwd, run_o, f"official {what}, seed {seed}",
+      parity.launch(official_cmd(ctx, run_o, seed, stage), cwd, run_o, f"official {what}, seed {seed}",
                     ctx["protocol"]["epochs"],
                     parity_ma.PRINTED if ma else parity.PRINTED)
       curves = official_curves(run_o)
@@ -409,12 +408,7 @@ def run_own_draws(config, workdir: str, seeds: Sequence[int], stage: int = 1,
     with open(done) as f:
       results["official"][seed] = json.load(f)
     run_a = os.path.join(root, f"seed_{seed}", AVJAX_RUN)
-    base = avjax_config(ctx, seed, stage, 0.0, os.path.join(root, "refine"))
-    cfg = ml_collections.ConfigDict(base.to_dict())
-    # the config's own draws, not avjax_config's same-draws settings
-    cfg.data.order = config.data.order
-    cfg.model.dropout = config.model.dropout
-    cfg.log_every_steps = config.log_every_steps
+    cfg = avjax_config(ctx, seed, stage, None, os.path.join(root, "refine"))
     _write_refined(ctx, cfg, need, filenames)
     trainer = trainers.get(cfg.trainer)
     if not os.path.exists(os.path.join(run_a, "eval_latest.json")):
@@ -460,19 +454,12 @@ def pin_own_draws(root: str, stage: int, drops) -> None:
 
 def own_table(results: Dict[str, Dict[int, Dict[str, Any]]]
               ) -> Dict[str, Any]:
-  """{side: {seed: {"test_final": scores}}} -> per metric both sides'
-  mean ± sd, avjax − official and its standard error."""
-  out = {}
-  for k in parity.KEYS:
-    row = {s: parity.mean_sd([r["test_final"][k] for r in results[s].values()
-                              if r.get("test_final")]) for s in parity.SIDES}
-    o, a = row["official"], row["avjax"]
-    row["diff"] = (None if None in (o["mean"], a["mean"]) else
-                   a["mean"] - o["mean"])
-    row["se"] = (None if None in (o["sd"], a["sd"]) else
-                 (o["sd"] ** 2 / o["n"] + a["sd"] ** 2 / a["n"]) ** 0.5)
-    out[k] = row
-  return out
+  """{side: {seed: {"test_final": scores}}} -> per metric
+  `parity.compare_row` (mean ± sd per side, avjax − official, its standard
+  error)."""
+  return {k: parity.compare_row(*[
+      [r["test_final"][k] for r in results[s].values() if r.get("test_final")]
+      for s in parity.SIDES]) for k in parity.KEYS}
 
 
 def own_markdown(res: Dict[str, Any]) -> str:
